@@ -1,0 +1,42 @@
+# isbench: the two Quick start commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# Prefect runs in ephemeral mode (no server) with its SQLite database under a project-local
+# PREFECT_HOME; telemetry is off.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: demo test install lint lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: generate a demo dataset and run the daily_retrain flow on it (ephemeral Prefect)
+demo: install
+	$(VENV)/bin/isbench demo
+
+## test: the full test suite, slow end-to-end tests included
+test: install
+	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check is_core tasks flows deployments tests benchmarks
+
+## lock: re-resolve requirements.lock from pyproject.toml (needs the package registry)
+lock:
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .prefect runs data registry

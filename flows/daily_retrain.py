@@ -1,0 +1,81 @@
+"""The ``daily_retrain`` flow: validate → proposal → weights → train → evaluate → report.
+
+Each stage is a retryable task from :mod:`tasks.stages`; they exchange paths and small summaries.
+Outputs are written into a staging folder and published to ``runs/<run_date>/`` only when every
+stage succeeded; a failed run leaves earlier outputs untouched and writes a failure record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from is_core.config import IsbenchConfig
+from is_core.runs import RunFolders, run_date_for
+from tasks import stages as t
+
+
+class StageFailed(RuntimeError):
+    """A stage of the flow failed; the message names the stage and carries the cause."""
+
+
+def resolve_run_date(run_date: dt.date | None, config: IsbenchConfig) -> dt.date:
+    """The explicit ``run_date``, or the one implied by the flow run's scheduled start time."""
+    if run_date is not None:
+        return run_date
+    scheduled = flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)
+    return run_date_for(scheduled, config.timezone, config.schedule_lag_days)
+
+
+def _flow_run_name() -> str:
+    params = flow_run.parameters or {}
+    run_date = params.get("run_date")
+    if run_date is None:
+        config = params.get("config") or IsbenchConfig()
+        if isinstance(config, dict):
+            config = IsbenchConfig.model_validate(config)
+        run_date = resolve_run_date(None, config)
+    return f"daily-retrain-{run_date}"
+
+
+@flow(name="daily_retrain", flow_run_name=_flow_run_name, log_prints=True)
+def daily_retrain(
+    config: IsbenchConfig = IsbenchConfig(),  # noqa: B008 - pydantic defaults are immutable
+    run_date: dt.date | None = None,
+) -> dict[str, Any]:
+    """Retrain the importance-weighted CTR model for ``run_date`` (default: from the schedule).
+
+    Returns a small summary: the run folder, the verdict and the metrics table.
+    """
+    logger = get_run_logger()
+    date = resolve_run_date(run_date, config)
+    folders = RunFolders.create(config.output_root, date)
+    stage = "load"
+    try:
+        inputs = t.load_inputs(config, date)
+        stage = "validate"
+        validation = t.validate_inputs(config, inputs)
+        stage = "fit-proposal"
+        proposal = t.fit_proposal(config, inputs, folders.staging)
+        stage = "weights"
+        weights = t.compute_weights(config, inputs, proposal, folders.staging)
+        stage = "train"
+        models = t.train_models(config, inputs, weights, folders.staging)
+        stage = "evaluate"
+        metrics = t.evaluate_models(config, inputs, models, weights, folders.staging)
+        stage = "report"
+        summary = t.write_report(config, date, folders.staging, inputs=inputs,
+                                 validation=validation, proposal=proposal, weights=weights,
+                                 models=models, metrics=metrics)
+        stage = "publish"
+        (folders.staging / "log_ratio.parquet").unlink(missing_ok=True)
+        final = folders.publish()
+    except Exception as exc:
+        record = folders.record_failure(exc, str(flow_run.id) if flow_run.id else None)
+        logger.error("run %s failed at stage %r; failure record %s", date, stage, record)
+        raise StageFailed(f"daily_retrain {date} failed at stage '{stage}': {exc}") from exc
+    logger.info("run %s published to %s", date, final)
+    return {"run_date": date.isoformat(), "run_dir": str(final.resolve()), **summary}

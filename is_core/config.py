@@ -1,0 +1,174 @@
+"""The one configuration model: file, flow parameters, CLI options and deployment parameters.
+
+``IsbenchConfig`` is a pydantic model, so Prefect renders it as a form in the UI, and it loads from
+YAML or TOML with :meth:`IsbenchConfig.from_file`. Unknown keys are rejected everywhere (a typo in
+a config file must not be silently ignored). Defaults run as they are on the demo dataset that
+``isbench demo`` generates.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from is_core.errors import ConfigError
+
+DEFAULT_NUMERIC = [
+    "user_f0", "user_f1", "user_f2", "user_f3", "position", "item_price", "item_popularity",
+]
+DEFAULT_CATEGORICAL = ["user_segment", "device", "item_id", "item_category"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnsConfig(_Strict):
+    """Which columns of the impression logs mean what."""
+
+    label: str = Field("clicked", description="Click label, 0 or 1 (source and holdout).")
+    numeric: list[str] = Field(default_factory=lambda: list(DEFAULT_NUMERIC))
+    categorical: list[str] = Field(default_factory=lambda: list(DEFAULT_CATEGORICAL))
+    impression_id: str | None = Field("impression_id", description="Unique id of an impression.")
+    timestamp: str | None = Field("ts", description="Event time (optional).")
+    logging_propensity: str | None = Field(
+        "logging_propensity", description="Logging policy's propensity on source rows (optional)."
+    )
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.features:
+            raise ValueError("columns.numeric and columns.categorical are both empty: "
+                             "name at least one feature column")
+        dupes = sorted({c for c in self.features if self.features.count(c) > 1})
+        if dupes:
+            raise ValueError(
+                f"feature column(s) {dupes} listed twice in columns.numeric/categorical"
+            )
+        if self.label in self.features:
+            raise ValueError(f"label column {self.label!r} is also listed as a feature")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the source, target and holdout data live, relative to ``data_root``."""
+
+    root: str = Field("data", description="Data root; every path below must stay inside it.")
+    source: str = Field("source", description="Training logs (biased by the logging ranker).")
+    target: str = Field("target", description="Sample of the traffic to serve; labels optional.")
+    holdout: str | None = Field("holdout", description="Labeled target rows for evaluation only.")
+    format: Literal["parquet", "csv"] = "parquet"
+    window_days: int = Field(7, ge=1, le=366, description="Days read, ending at the run date.")
+
+    def path_of(self, role: str) -> Path:
+        """Absolute path of ``role`` (source, target or holdout), confined to ``root``."""
+        rel = getattr(self, role)
+        if rel is None:
+            raise ConfigError(f"data.{role} is not configured", fix=f"set data.{role}")
+        root = Path(self.root).resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root):
+            raise ConfigError(
+                f"data.{role} = {rel!r} points outside the data root {root}",
+                fix="use a path inside data.root (no '..' or absolute paths elsewhere)",
+            )
+        return path
+
+
+class ProposalConfig(_Strict):
+    """The proposal model: a probabilistic domain classifier, target vs source."""
+
+    learner: Literal["logistic"] = "logistic"
+    n_folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds.")
+    C: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic regression.")
+    max_categories: int = Field(
+        200, ge=2, description="One-hot levels kept per categorical column; the rest are pooled."
+    )
+
+
+class WeightsConfig(_Strict):
+    """Clipping and normalization of the importance weights."""
+
+    clip: Literal["none", "quantile"] = "quantile"
+    clip_quantile: float = Field(0.99, gt=0.5, le=1.0)
+    min_ess_fraction: float = Field(
+        0.01, ge=0, le=1, description="Fail the run when Kish ESS/n of the final weights is lower."
+    )
+
+
+class TrainConfig(_Strict):
+    """The weighted XGBoost CTR model."""
+
+    n_estimators: int = Field(400, ge=1)
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    max_depth: int = Field(6, ge=1, le=16)
+    min_child_weight: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(30, ge=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
+    max_cat_to_onehot: int = Field(8, ge=1)
+    n_jobs: int | None = Field(None, description="Threads for XGBoost; None uses every core.")
+
+
+class IsbenchConfig(_Strict):
+    """Everything a ``daily_retrain`` run needs besides its run date."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    proposal: ProposalConfig = Field(default_factory=ProposalConfig)
+    weights: WeightsConfig = Field(default_factory=WeightsConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_root: str = Field("runs", description="Run folders runs/<run_date>/ go here.")
+    timezone: str = Field("UTC", description="Timezone in which a scheduled time becomes a date.")
+    schedule_lag_days: int = Field(
+        1, ge=0, le=30,
+        description="A scheduled run at day D retrains for run date D - lag (the last full day).",
+    )
+    random_state: int = 0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as "
+                             "'Europe/Berlin' or 'UTC'") from exc
+        return value
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> IsbenchConfig:
+        """Load a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found", fix="pass an existing file")
+        text = path.read_text(encoding="utf-8")
+        raw: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        return cls.from_mapping(raw or {}, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], source: str = "config") -> IsbenchConfig:
+        """Validate a mapping, turning pydantic's errors into one :class:`ConfigError`."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid {source}: {problems}",
+                              fix="correct these keys (see configs/demo.yaml)") from exc

@@ -1,0 +1,161 @@
+"""The weighted XGBoost CTR model: training, saving as UBJSON with metadata, loading.
+
+Training minimizes the importance-weighted logloss
+:math:`\\sum_i \\tilde w_i \\ell(y_i, f(x_i))`, whose expectation under the source equals the
+target risk when :math:`\\tilde w = p/q`. Early stopping uses a validation split of the source,
+weighted with the same final weights (``sample_weight_eval_set``), so the stopping rule also
+targets the target distribution. Models are stored as XGBoost UBJSON, never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import sklearn
+import xgboost as xgb
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+
+from is_core.features import FeatureSpec
+from is_core.io import write_bytes_atomic, write_json_atomic
+
+
+class WeightedCTRModel(BaseEstimator):
+    """XGBoost binary classifier of clicks with sample weights and native categoricals.
+
+    Parameters
+    ----------
+    numeric, categorical : list of str
+    n_estimators, learning_rate, max_depth, min_child_weight, max_cat_to_onehot : XGBoost params
+    early_stopping_rounds : int
+    validation_fraction : float
+        Share of the rows held out (stratified by label) for early stopping.
+    n_jobs : int or None
+    random_state : int
+        Seeds the validation split and XGBoost.
+
+    Attributes
+    ----------
+    booster_ : xgboost.Booster
+    feature_spec_ : FeatureSpec
+    best_iteration_ : int
+    validation_logloss_ : float
+        Weighted logloss on the validation split at the best iteration.
+    """
+
+    def __init__(
+        self,
+        numeric: list[str] | None = None,
+        categorical: list[str] | None = None,
+        n_estimators: int = 400,
+        learning_rate: float = 0.1,
+        max_depth: int = 6,
+        min_child_weight: float = 1.0,
+        max_cat_to_onehot: int = 8,
+        early_stopping_rounds: int = 30,
+        validation_fraction: float = 0.1,
+        n_jobs: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.max_cat_to_onehot = max_cat_to_onehot
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None
+            ) -> Self:
+        """Fit on ``frame`` (feature columns), labels ``y`` and optional ``sample_weight``."""
+        y = np.asarray(y, dtype="int8")
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        spec = FeatureSpec(list(self.numeric or []), list(self.categorical or [])).fit(frame)
+        X = spec.transform(frame)
+        idx_train, idx_valid = train_test_split(
+            np.arange(len(y)), test_size=self.validation_fraction, stratify=y,
+            random_state=self.random_state,
+        )
+        model = xgb.XGBClassifier(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight,
+            max_cat_to_onehot=self.max_cat_to_onehot,
+            early_stopping_rounds=self.early_stopping_rounds,
+            enable_categorical=True,
+            tree_method="hist",
+            objective="binary:logistic",
+            eval_metric="logloss",
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+        model.fit(
+            X.iloc[idx_train], y[idx_train], sample_weight=w[idx_train],
+            eval_set=[(X.iloc[idx_valid], y[idx_valid])],
+            sample_weight_eval_set=[w[idx_valid]],
+            verbose=False,
+        )
+        self.booster_ = model.get_booster()
+        self.feature_spec_ = spec
+        self.best_iteration_ = int(model.best_iteration)
+        self.validation_logloss_ = float(model.best_score)
+        self.n_train_, self.n_valid_ = len(idx_train), len(idx_valid)
+        return self
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Click probability of each row of ``frame`` (1-D array)."""
+        X = self.feature_spec_.transform(frame)
+        dmat = xgb.DMatrix(X, enable_categorical=True)
+        return self.booster_.predict(dmat, iteration_range=(0, self.best_iteration_ + 1))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the booster as UBJSON at ``path`` and its metadata at ``<path>.meta.json``."""
+        path = Path(path)
+        raw = self.booster_.save_raw(raw_format="ubj")
+        write_bytes_atomic(bytes(raw), path)
+        meta = {
+            "format": "xgboost-ubj",
+            "features": self.feature_spec_.to_dict(),
+            "best_iteration": self.best_iteration_,
+            "validation_logloss": self.validation_logloss_,
+            "params": self.get_params(),
+            "versions": library_versions(),
+            **(metadata or {}),
+        }
+        write_json_atomic(meta, metadata_path(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> WeightedCTRModel:
+        """Load a model written by :meth:`save` (UBJSON + metadata; nothing is unpickled)."""
+        path = Path(path)
+        meta = json.loads(metadata_path(path).read_text())
+        model = cls(**meta["params"])
+        model.booster_ = xgb.Booster()
+        model.booster_.load_model(bytearray(path.read_bytes()))
+        model.feature_spec_ = FeatureSpec.from_dict(meta["features"])
+        model.best_iteration_ = int(meta["best_iteration"])
+        model.validation_logloss_ = float(meta["validation_logloss"])
+        return model
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """``model.ubj`` → ``model.meta.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + ".meta.json")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that determine a model's bytes and numbers."""
+    return {"xgboost": xgb.__version__, "scikit-learn": sklearn.__version__,
+            "pandas": pd.__version__, "numpy": np.__version__}

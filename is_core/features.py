@@ -1,0 +1,70 @@
+"""Feature frames with stable categorical encodings.
+
+XGBoost's native categorical support encodes a ``category`` column by its category *codes*, so the
+training and scoring frames must share one category list per column. :class:`FeatureSpec` records
+those lists at training time (they go into the model metadata) and applies them later; a category
+unseen at training becomes missing (NaN), which XGBoost routes down its learned default branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class FeatureSpec:
+    """Numeric and categorical feature columns with the training categories of each."""
+
+    numeric: list[str]
+    categorical: list[str]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def fit(self, frame: pd.DataFrame) -> FeatureSpec:
+        """Record the sorted categories of each categorical column seen in ``frame``."""
+        self.categories = {
+            col: sorted(map(str, pd.unique(frame[col].dropna()))) for col in self.categorical
+        }
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Numeric columns as float32 and categoricals as ``category`` with the fitted levels."""
+        out = {}
+        for col in self.numeric:
+            out[col] = pd.to_numeric(frame[col], errors="raise").astype("float32")
+        for col in self.categorical:
+            values = frame[col].astype("str").where(frame[col].notna())
+            out[col] = pd.Categorical(values, categories=self.categories[col])
+        return pd.DataFrame(out, index=frame.index)
+
+    def unseen_share(self, frame: pd.DataFrame) -> dict[str, float]:
+        """Share of non-null values of each categorical column that were unseen at fit time."""
+        shares = {}
+        for col in self.categorical:
+            values = frame[col].dropna().astype("str")
+            known = values.isin(self.categories[col])
+            shares[col] = float(1.0 - known.mean()) if len(values) else 0.0
+        return shares
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"numeric": self.numeric, "categorical": self.categorical,
+                "categories": self.categories}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FeatureSpec:
+        return cls(list(raw["numeric"]), list(raw["categorical"]), dict(raw["categories"]))
+
+
+def finite_numeric_mask(frame: pd.DataFrame, numeric: list[str]) -> np.ndarray:
+    """Rows whose numeric features are all finite (no NaN, no ±inf)."""
+    if not numeric:
+        return np.ones(len(frame), dtype=bool)
+    values = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
+    return np.isfinite(values).all(axis=1)

@@ -1,0 +1,218 @@
+"""Reading the input contract and writing outputs atomically.
+
+Plain functions, no Prefect: tasks call them, and the same code can later run per partition or on
+a cluster. Nothing here writes a file in place: every write goes to a temporary sibling and is
+renamed over the destination (``os.replace`` is atomic on POSIX within a file system), so a crash
+never leaves a half-written file visible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from is_core.errors import DataContractError
+
+PARTITION_PREFIX = "dt="
+
+
+# ---------------------------------------------------------------------------- atomic writes
+def _atomic_write(path: Path, write: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` to Parquet at ``path`` atomically (no index)."""
+    return _atomic_write(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON at ``path`` atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return write_text_atomic(text, path)
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write ``text`` (UTF-8) at ``path`` atomically."""
+    return _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` at ``path`` atomically."""
+    return _atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def publish_directory(staging: str | Path, final: str | Path) -> Path:
+    """Move a finished ``staging`` folder to ``final``, replacing an earlier one.
+
+    The earlier folder is first renamed aside and removed only after the new one is in place, so at
+    every instant ``final`` is either the complete old output or the complete new one (two
+    renames; a crash between them leaves the old output under ``.<name>.replaced-*``, never a
+    partial one). Failure records of the earlier folder (``failures/``) are carried over.
+    """
+    staging, final = Path(staging), Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = final.parent / f".{final.name}.replaced-{uuid.uuid4().hex[:8]}"
+    if final.exists():
+        old_failures = final / "failures"
+        if old_failures.is_dir():
+            shutil.copytree(old_failures, staging / "failures", dirs_exist_ok=True)
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class InputFile:
+    """One input file and the day partition it belongs to (``None`` when unpartitioned)."""
+
+    path: Path
+    day: dt.date | None
+
+
+def day_window(run_date: dt.date, window_days: int) -> list[dt.date]:
+    """The ``window_days`` days ending at ``run_date`` (inclusive), oldest first."""
+    return [run_date - dt.timedelta(days=window_days - 1 - j) for j in range(window_days)]
+
+
+def resolve_input_files(
+    location: str | Path, days: Sequence[dt.date], role: str, file_format: str
+) -> list[InputFile]:
+    """List the files of ``role`` at ``location`` for ``days``.
+
+    ``location`` is either a folder of hive partitions ``dt=YYYY-MM-DD/`` (each day of the window
+    must be present and non-empty) or a single Parquet/CSV file (read whole).
+
+    Raises
+    ------
+    DataContractError
+        naming the missing location, partition or empty folder, and what to do.
+    """
+    location = Path(location)
+    ext = ".parquet" if file_format == "parquet" else ".csv"
+    if not location.exists():
+        raise DataContractError(
+            f"{role} data not found at {location}",
+            fix=f"create it (hive partitions dt=YYYY-MM-DD/*{ext} or one {ext} file), or point "
+            f"`data.{role}` in the config at the right place",
+            details={"role": role, "path": str(location)},
+        )
+    if location.is_file():
+        return [InputFile(location, None)]
+    files: list[InputFile] = []
+    for day in days:
+        part = location / f"{PARTITION_PREFIX}{day.isoformat()}"
+        if not part.is_dir():
+            raise DataContractError(
+                f"{role} partition {part.name} is missing under {location}",
+                fix="wait for the upstream export of that day, backfill it, or run a window "
+                "that excludes it (`data.window_days` / --date)",
+                details={"role": role, "partition": part.name, "path": str(location)},
+            )
+        found = sorted(p for p in part.iterdir() if p.suffix == ext and not p.name.startswith("."))
+        if not found:
+            raise DataContractError(
+                f"{role} partition {part} holds no {ext} file",
+                fix="re-export that day's partition (an empty folder usually means the upstream "
+                "job failed half-way)",
+                details={"role": role, "partition": part.name, "path": str(part)},
+            )
+        files.extend(InputFile(p, day) for p in found)
+    return files
+
+
+def read_columns_of(file: InputFile) -> list[str]:
+    """The column names of one input file, without reading its rows."""
+    if file.path.suffix == ".parquet":
+        try:
+            return list(pq.read_schema(file.path).names)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise _corrupt(file, exc) from exc
+    return list(pd.read_csv(file.path, nrows=0).columns)
+
+
+def require_columns(file: InputFile, columns: Sequence[str], role: str) -> None:
+    """Raise :class:`DataContractError` if ``file`` lacks any of ``columns``."""
+    present = set(read_columns_of(file))
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise DataContractError(
+            f"{role} file {file.path} lacks configured column(s) {missing}",
+            fix="fix the upstream schema, or correct `columns` in the config "
+            f"(the file has: {sorted(present)})",
+            details={"role": role, "file": str(file.path), "missing": missing},
+        )
+
+
+def read_input_files(
+    files: Iterable[InputFile], columns: Sequence[str] | None = None, role: str = "input"
+) -> pd.DataFrame:
+    """Read and concatenate ``files`` (in the given order), adding the ``dt`` partition column.
+
+    Only ``columns`` are read when given; a configured column missing from a file raises a
+    :class:`DataContractError` naming the file and the column.
+    """
+    frames = []
+    for file in files:
+        if columns is not None:
+            require_columns(file, columns, role)
+        try:
+            if file.path.suffix == ".parquet":
+                frame = pd.read_parquet(file.path, columns=list(columns) if columns else None)
+            else:
+                frame = pd.read_csv(file.path, usecols=list(columns) if columns else None)
+        except DataContractError:
+            raise
+        except Exception as exc:
+            raise _corrupt(file, exc) from exc
+        if file.day is not None:
+            frame["dt"] = file.day.isoformat()
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=list(columns or []))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _corrupt(file: InputFile, exc: Exception) -> DataContractError:
+    return DataContractError(
+        f"cannot read {file.path}: {type(exc).__name__}: {exc}",
+        fix="the file is corrupt or not of the configured format; re-export that partition",
+        details={"file": str(file.path)},
+    )
+
+
+def fingerprint_files(files: Iterable[InputFile]) -> str:
+    """SHA-256 over the names and bytes of ``files``: equal fingerprints mean equal inputs."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.day}/{file.path.name}\0".encode())
+        with open(file.path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

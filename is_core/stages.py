@@ -1,0 +1,277 @@
+"""The pipeline's stages as plain functions over paths and small summaries.
+
+Each function reads what it needs from disk, writes its output into the run's staging folder and
+returns a small JSON-able summary. ``tasks/`` wraps each one in a Prefect task (retries, logging,
+artifacts) and ``flows/`` chains them; nothing here knows about Prefect, so the same functions can
+later run per partition or on a Dask cluster. Large frames never cross a stage boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from is_core.config import IsbenchConfig
+from is_core.ctr import WeightedCTRModel
+from is_core.domain import DomainClassifierRatio
+from is_core.errors import ConfigError, DataContractError
+from is_core.estimators import is_estimate, naive_estimate, snis_estimate
+from is_core.io import (
+    InputFile,
+    day_window,
+    fingerprint_files,
+    read_input_files,
+    require_columns,
+    resolve_input_files,
+    write_parquet_atomic,
+)
+from is_core.metrics import ctr_metrics, paired_logloss_difference
+from is_core.weights import (
+    clip_log_weights,
+    diagnose_weights,
+    enforce_min_ess,
+    normalize_log_weights,
+)
+
+ROLES = ("source", "target", "holdout")
+LOG_RATIO_FILE = "log_ratio.parquet"
+WEIGHTS_FILE = "weights.parquet"
+MODEL_FILE = "model.ubj"
+BASELINE_FILE = "baseline_model.ubj"
+EVAL_ROWS_FILE = "evaluation_rows.parquet"
+
+
+def role_columns(config: IsbenchConfig, role: str) -> list[str]:
+    """The configured columns a ``role``'s files must have."""
+    cols = config.columns
+    out = list(cols.features)
+    if role in ("source", "holdout"):
+        out.append(cols.label)
+    if cols.impression_id:
+        out.append(cols.impression_id)
+    if role == "source" and cols.logging_propensity:
+        out.append(cols.logging_propensity)
+    return out
+
+
+# ---------------------------------------------------------------------------- load
+def locate_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
+    """Resolve each role's files for the window ending at ``run_date``; check their columns.
+
+    Returns per role: files (path, day), row count, the columns present and a SHA-256
+    fingerprint of the files' bytes. Raises :class:`DataContractError` naming a missing file,
+    partition or column.
+    """
+    days = day_window(run_date, config.data.window_days)
+    summary: dict[str, Any] = {"run_date": run_date.isoformat(),
+                               "days": [d.isoformat() for d in days], "roles": {}}
+    for role in ROLES:
+        if role == "holdout" and config.data.holdout is None:
+            continue
+        files = resolve_input_files(config.data.path_of(role), days, role, config.data.format)
+        required = role_columns(config, role)
+        for file in files:
+            require_columns(file, required, role)
+        summary["roles"][role] = {
+            "files": [[str(f.path), f.day.isoformat() if f.day else None] for f in files],
+            "fingerprint": fingerprint_files(files),
+            "columns": required,
+        }
+    return summary
+
+
+def input_files(inputs: dict[str, Any], role: str) -> list[InputFile]:
+    """The :class:`InputFile` list of ``role`` from a :func:`locate_inputs` summary."""
+    return [InputFile(Path(p), dt.date.fromisoformat(d) if d else None)
+            for p, d in inputs["roles"][role]["files"]]
+
+
+def read_role(inputs: dict[str, Any], role: str, columns: list[str] | None = None
+              ) -> pd.DataFrame:
+    """Read ``role``'s rows (all configured columns, or ``columns``) in a fixed order."""
+    cols = columns if columns is not None else inputs["roles"][role]["columns"]
+    return read_input_files(input_files(inputs, role), cols, role=role)
+
+
+def has_role(inputs: dict[str, Any], role: str) -> bool:
+    return role in inputs["roles"]
+
+
+# ---------------------------------------------------------------------------- proposal
+def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Fit the cross-fitted domain classifier; write ``log_ratio.parquet`` (row_id, log_w)."""
+    cols = config.columns
+    started = time.perf_counter()
+    source = read_role(inputs, "source", cols.features)
+    target = read_role(inputs, "target", cols.features)
+    model = DomainClassifierRatio(
+        numeric=cols.numeric, categorical=cols.categorical, n_folds=config.proposal.n_folds,
+        C=config.proposal.C, max_categories=config.proposal.max_categories,
+        random_state=config.random_state,
+    ).fit(source, target)
+    path = write_parquet_atomic(
+        pd.DataFrame({"row_id": np.arange(len(source), dtype=np.int64),
+                      "log_w": model.log_ratio_source_}),
+        out_dir / LOG_RATIO_FILE,
+    )
+    return {
+        "path": str(path),
+        "learner": config.proposal.learner,
+        "n_folds": config.proposal.n_folds,
+        "n_source": model.n_source_,
+        "n_target": model.n_target_,
+        "log_prior_correction": model.log_prior_correction_,
+        "domain_auc": model.domain_auc_,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# ---------------------------------------------------------------------------- weights
+def compute_weights(
+    config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
+    """Clip and normalize the log weights, diagnose them, estimate the target CTR.
+
+    Writes ``weights.parquet`` (row_id, impression id, dt, raw_weight, clipped_weight,
+    final_weight) and enforces the ESS gate (:class:`WeightDiagnosticsError`).
+    """
+    cols = config.columns
+    log_w = pd.read_parquet(proposal["path"])["log_w"].to_numpy()
+    keep = [cols.label] + ([cols.impression_id] if cols.impression_id else [])
+    source = read_role(inputs, "source", keep)
+    clipped, cap = clip_log_weights(log_w, config.weights.clip, config.weights.clip_quantile)
+    final = normalize_log_weights(clipped)
+    diagnostics = diagnose_weights(log_w, clipped, final, config.weights.clip, cap,
+                                   proposal.get("domain_auc"))
+    frame = pd.DataFrame({"row_id": np.arange(len(final), dtype=np.int64)})
+    if cols.impression_id:
+        frame["impression_id"] = source[cols.impression_id].to_numpy()
+    if "dt" in source.columns:
+        frame["dt"] = source["dt"].to_numpy()
+    frame["raw_weight"] = np.exp(log_w)
+    frame["clipped_weight"] = np.exp(clipped)
+    frame["final_weight"] = final
+    path = write_parquet_atomic(frame, out_dir / WEIGHTS_FILE)
+    y = source[cols.label].to_numpy(dtype=float)
+    estimates = {
+        "naive": naive_estimate(y).to_dict(),
+        "is_raw": is_estimate(y, np.exp(log_w)).to_dict(),
+        "snis": snis_estimate(y, final).to_dict(),
+    }
+    enforce_min_ess(diagnostics, config.weights.min_ess_fraction)
+    return {"path": str(path), "diagnostics": diagnostics.to_dict(), "target_ctr": estimates}
+
+
+# ---------------------------------------------------------------------------- training
+def train_models(
+    config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
+    """Train the weighted CTR model and its unweighted baseline; save both as UBJSON.
+
+    Without a target holdout, a random 10 % of the source rows is kept out of training for
+    IS-weighted evaluation (``evaluation_rows.parquet``).
+    """
+    cols, tc = config.columns, config.train
+    source = read_role(inputs, "source", [*cols.features, cols.label])
+    final = pd.read_parquet(weights["path"], columns=["final_weight"])["final_weight"].to_numpy()
+    if len(final) != len(source):
+        raise DataContractError(
+            f"weights.parquet has {len(final)} rows but the source has {len(source)}",
+            fix="the inputs changed during the run; re-run the date",
+        )
+    train_rows = np.arange(len(source))
+    if not has_role(inputs, "holdout"):
+        rng = np.random.default_rng(config.random_state)
+        is_eval = rng.random(len(source)) < 0.1
+        write_parquet_atomic(pd.DataFrame({"row_id": train_rows[is_eval]}),
+                             out_dir / EVAL_ROWS_FILE)
+        train_rows = train_rows[~is_eval]
+    frame = source.iloc[train_rows]
+    y = frame[cols.label].to_numpy()
+    if y.min() == y.max():
+        raise DataContractError(
+            f"every training label in {cols.label!r} is {y[0]}",
+            fix="a CTR model needs clicks and non-clicks: check the label export for the window",
+        )
+    params = dict(
+        numeric=cols.numeric, categorical=cols.categorical, n_estimators=tc.n_estimators,
+        learning_rate=tc.learning_rate, max_depth=tc.max_depth,
+        min_child_weight=tc.min_child_weight, max_cat_to_onehot=tc.max_cat_to_onehot,
+        early_stopping_rounds=tc.early_stopping_rounds,
+        validation_fraction=tc.validation_fraction, n_jobs=tc.n_jobs,
+        random_state=config.random_state,
+    )
+    out: dict[str, Any] = {}
+    fingerprints = {r: v["fingerprint"] for r, v in inputs["roles"].items()}
+    for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
+                          ("unweighted", BASELINE_FILE, None)):
+        started = time.perf_counter()
+        model = WeightedCTRModel(**params).fit(frame, y, sample_weight=w)
+        seconds = time.perf_counter() - started
+        path = model.save(out_dir / file, metadata={
+            "weighting": "importance" if w is not None else "none",
+            "weights_config": config.weights.model_dump(),
+            "proposal_config": config.proposal.model_dump(),
+            "input_fingerprints": fingerprints,
+            "run_date": inputs["run_date"],
+        })
+        out[name] = {"path": str(path), "best_iteration": model.best_iteration_,
+                     "validation_logloss": model.validation_logloss_, "seconds": seconds,
+                     "n_train": model.n_train_, "n_valid": model.n_valid_}
+    return out
+
+
+# ---------------------------------------------------------------------------- evaluation
+def evaluate_models(
+    config: IsbenchConfig, inputs: dict[str, Any], models: dict[str, Any],
+    weights: dict[str, Any], out_dir: Path,
+) -> dict[str, Any]:
+    """Metrics of both models on the target holdout (or IS-weighted on a source split)."""
+    cols = config.columns
+    if has_role(inputs, "holdout"):
+        frame = read_role(inputs, "holdout", [*cols.features, cols.label])
+        sample_weight, on = None, "target_holdout"
+    else:
+        rows = pd.read_parquet(out_dir / EVAL_ROWS_FILE)["row_id"].to_numpy()
+        frame = read_role(inputs, "source", [*cols.features, cols.label]).iloc[rows]
+        sample_weight = pd.read_parquet(weights["path"], columns=["final_weight"])[
+            "final_weight"].to_numpy()[rows]
+        on = "source_split_importance_weighted"
+    y = frame[cols.label].to_numpy()
+    if y.min() == y.max():
+        raise DataContractError(
+            f"every evaluation label in {cols.label!r} is {y[0]}",
+            fix="AUC needs clicks and non-clicks in the holdout: enlarge data.window_days or "
+            "check the holdout export",
+        )
+    metrics: dict[str, Any] = {"evaluated_on": on, "n": int(len(frame))}
+    predictions = {}
+    for name, info in models.items():
+        model = WeightedCTRModel.load(info["path"])
+        predictions[name] = model.predict_proba(frame)
+        metrics[name] = ctr_metrics(y, predictions[name], sample_weight)
+        metrics.setdefault("unseen_category_share", model.feature_spec_.unseen_share(frame))
+    w, u = metrics["weighted"], metrics["unweighted"]
+    metrics["delta"] = {
+        "logloss": paired_logloss_difference(
+            y, predictions["weighted"], predictions["unweighted"], sample_weight).to_dict(),
+        "auc": w["auc"] - u["auc"],
+        "calibration_error": abs(w["calibration_ratio"] - 1) - abs(u["calibration_ratio"] - 1),
+    }
+    return metrics
+
+
+def check_run_date(value: str | dt.date) -> dt.date:
+    """Parse a run date given as ``YYYY-MM-DD``."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"run date {value!r} is not a date",
+                          fix="give it as YYYY-MM-DD, e.g. 2026-11-28") from exc

@@ -1,0 +1,132 @@
+"""Prefect tasks around the stages of :mod:`is_core.stages`: retries, logging, artifacts.
+
+No maths here. Tasks exchange paths and small summaries, never frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from is_core import stages
+from is_core.config import IsbenchConfig
+from is_core.errors import DataValidationError, IsbenchError
+from is_core.io import write_json_atomic, write_text_atomic
+from is_core.report import build_report, metrics_table, render_markdown
+
+
+def retry_unless_input_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient failures only: an :class:`IsbenchError` (bad input, bad config, a failed
+    gate) fails the same way every time, so retrying it only delays the alert."""
+    try:
+        state.result()
+    except IsbenchError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10],
+              "retry_condition_fn": retry_unless_input_error}
+
+
+@task(name="load", **IO_RETRIES)
+def load_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
+    """Locate and fingerprint the source, target and holdout files of the window."""
+    inputs = stages.locate_inputs(config, run_date)
+    logger = get_run_logger()
+    for role, info in inputs["roles"].items():
+        logger.info("%s: %d file(s), fingerprint %s", role, len(info["files"]),
+                    info["fingerprint"][:12])
+    return inputs
+
+
+@task(name="validate", **IO_RETRIES)
+def validate_inputs(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Run the Great Expectations suite of each role; fail with every broken expectation."""
+    from tasks.expectations import validate_frame  # GX import is slow: only when validating
+
+    summaries = {}
+    for role in inputs["roles"]:
+        summaries[role] = validate_frame(stages.read_role(inputs, role), config, role)
+    create_table_artifact(
+        key="isbench-validation",
+        table=[{"role": r, "rows": s["rows"], "expectations": s["evaluated"],
+                "failed": s["failed"], "success": s["success"]} for r, s in summaries.items()],
+        description=f"Great Expectations results, run date {inputs['run_date']}",
+    )
+    failures = [f for s in summaries.values() for f in s["failures"]]
+    if failures:
+        raise DataValidationError(failures, role="/".join(
+            r for r, s in summaries.items() if not s["success"]))
+    get_run_logger().info("validation passed: %s", {r: s["evaluated"] for r, s in
+                                                    summaries.items()})
+    return summaries
+
+
+@task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error)
+def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], staging: Path) -> dict[str, Any]:
+    """Fit the cross-fitted domain classifier (target vs source)."""
+    out = stages.fit_proposal(config, inputs, staging)
+    get_run_logger().info("domain AUC %.4f (%d source, %d target rows) in %.1f s",
+                          out["domain_auc"], out["n_source"], out["n_target"], out["seconds"])
+    return out
+
+
+@task(name="weights", retries=1, retry_condition_fn=retry_unless_input_error)
+def compute_weights(config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any],
+                    staging: Path) -> dict[str, Any]:
+    """Clip, normalize and diagnose the importance weights; estimate the target CTR."""
+    out = stages.compute_weights(config, inputs, proposal, staging)
+    d = out["diagnostics"]
+    get_run_logger().info("ESS/n %.3f, clipped %.2f %%, SNIS target CTR %.5f",
+                          d["ess_fraction"], 100 * d["clipped_fraction"],
+                          out["target_ctr"]["snis"]["value"])
+    create_table_artifact(
+        key="isbench-weight-diagnostics",
+        table=[{"diagnostic": k, "value": v} for k, v in d.items()
+               if not isinstance(v, dict)],
+        description=f"Importance-weight diagnostics, run date {inputs['run_date']}",
+    )
+    return out
+
+
+@task(name="train", retries=1, retry_condition_fn=retry_unless_input_error)
+def train_models(config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any],
+                 staging: Path) -> dict[str, Any]:
+    """Train the weighted XGBoost CTR model and the unweighted baseline."""
+    out = stages.train_models(config, inputs, weights, staging)
+    for name, info in out.items():
+        get_run_logger().info("%s model: %d trees in %.1f s", name, info["best_iteration"] + 1,
+                              info["seconds"])
+    return out
+
+
+@task(name="evaluate", **IO_RETRIES)
+def evaluate_models(config: IsbenchConfig, inputs: dict[str, Any], models: dict[str, Any],
+                    weights: dict[str, Any], staging: Path) -> dict[str, Any]:
+    """Score both models on the target holdout."""
+    return stages.evaluate_models(config, inputs, models, weights, staging)
+
+
+@task(name="report", **IO_RETRIES)
+def write_report(config: IsbenchConfig, run_date: dt.date, staging: Path, **parts: Any
+                 ) -> dict[str, Any]:
+    """Write report.json and report.md into the staging folder and publish artifacts."""
+    report = build_report(run_date=run_date.isoformat(), config=config.model_dump(mode="json"),
+                          **parts)
+    write_json_atomic(report, staging / "report.json")
+    markdown = render_markdown(report)
+    write_text_atomic(markdown, staging / "report.md")
+    create_markdown_artifact(key="isbench-report", markdown=markdown,
+                             description=f"isbench report, run date {run_date}")
+    on = report["metrics"]["evaluated_on"]
+    create_table_artifact(key="isbench-metrics", table=metrics_table(report),
+                          description=f"Weighted vs unweighted on {on}")
+    get_run_logger().info(report["verdict"]["text"])
+    return {"verdict": report["verdict"], "metrics": metrics_table(report)}
