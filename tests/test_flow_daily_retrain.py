@@ -1,0 +1,104 @@
+"""The whole daily_retrain flow on a small generated dataset, under the Prefect test harness."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.daily_retrain import StageFailed, daily_retrain
+from is_core.ctr import WeightedCTRModel
+from tests.conftest import RUN_DATE, small_config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("runs")
+    config = small_config(small_data_root, out)
+    result = daily_retrain(config=config, run_date=RUN_DATE)
+    return config, result, out / RUN_DATE.isoformat()
+
+
+class TestSuccessfulRun:
+    def test_publishes_the_outputs(self, finished_run):
+        _, result, run_dir = finished_run
+        assert Path(result["run_dir"]) == run_dir.resolve()
+        for name in ("report.json", "report.md", "weights.parquet", "model.ubj",
+                     "model.meta.json", "baseline_model.ubj"):
+            assert (run_dir / name).is_file(), name
+        assert not (run_dir / "failures").exists()
+        staging = run_dir.parent / ".staging"
+        assert not staging.exists() or not any(staging.iterdir())
+
+    def test_report_json_is_complete_and_finite(self, finished_run):
+        _, _, run_dir = finished_run
+        report = json.loads((run_dir / "report.json").read_text())
+        assert report["run_date"] == RUN_DATE.isoformat()
+        assert set(report["inputs"]["roles"]) == {"source", "target", "holdout"}
+        assert all(len(v["fingerprint"]) == 64 for v in report["inputs"]["roles"].values())
+        for model in ("weighted", "unweighted"):
+            m = report["metrics"][model]
+            for key in ("auc", "logloss", "calibration_ratio"):
+                assert np.isfinite(m[key]), (model, key)
+            assert 0.5 < m["auc"] <= 1.0
+        assert report["metrics"]["evaluated_on"] == "target_holdout"
+        assert set(report["target_ctr"]) >= {"naive", "snis"}
+        assert 0 < report["weights"]["ess_fraction"] <= 1
+        assert report["verdict"]["text"].startswith("Importance weighting")
+
+    def test_weights_are_nonnegative_with_mean_one(self, finished_run):
+        _, _, run_dir = finished_run
+        w = pd.read_parquet(run_dir / "weights.parquet")
+        assert {"row_id", "raw_weight", "final_weight"} <= set(w.columns)
+        assert len(w) == 3 * 4_000
+        assert (w["final_weight"] >= 0).all() and np.isfinite(w["final_weight"]).all()
+        assert w["final_weight"].mean() == pytest.approx(1.0, abs=1e-9)
+        assert w["impression_id"].is_unique
+
+    def test_saved_model_loads_and_predicts(self, finished_run, small_data_root):
+        config, _, run_dir = finished_run
+        model = WeightedCTRModel.load(run_dir / "model.ubj")
+        holdout = pd.read_parquet(next((small_data_root / "holdout").rglob("*.parquet")))
+        p = model.predict_proba(holdout)
+        assert p.shape == (len(holdout),)
+        assert np.all((p > 0) & (p < 1))
+        meta = json.loads((run_dir / "model.meta.json").read_text())
+        assert meta["format"] == "xgboost-ubj"
+        assert meta["weighting"] == "importance"
+        assert meta["features"]["categorical"] == config.columns.categorical
+
+
+class TestFailedRun:
+    def test_missing_partition_fails_at_load_and_keeps_earlier_output(
+        self, finished_run, small_data_root, tmp_path
+    ):
+        config, _, run_dir = finished_run
+        data = tmp_path / "data"
+        shutil.copytree(small_data_root, data)
+        shutil.rmtree(data / "target" / "dt=2026-11-27")
+        broken = config.model_copy(update={"data": config.data.model_copy(
+            update={"root": str(data)})})
+        before = (run_dir / "model.ubj").read_bytes()
+        with pytest.raises(StageFailed, match=r"stage 'load'.*target partition dt=2026-11-27"):
+            daily_retrain(config=broken, run_date=RUN_DATE)
+        assert (run_dir / "model.ubj").read_bytes() == before
+        records = list((run_dir / "failures").glob("*.json"))
+        assert len(records) == 1
+        record = json.loads(records[0].read_text())
+        assert record["error"] == "DataContractError" and "dt=2026-11-27" in record["what"]
+        shutil.rmtree(run_dir / "failures")
+
+    def test_failed_first_run_writes_only_a_failure_record(self, small_data_root, tmp_path):
+        out = tmp_path / "runs"
+        config = small_config(small_data_root, out,
+                              columns={"numeric": ["user_f0", "no_such_column"]})
+        with pytest.raises(StageFailed, match="no_such_column"):
+            daily_retrain(config=config, run_date=RUN_DATE)
+        run_dir = out / RUN_DATE.isoformat()
+        assert sorted(p.name for p in run_dir.iterdir()) == ["failures"]
