@@ -125,6 +125,38 @@ class TrainConfig(_Strict):
     n_jobs: int | None = Field(None, description="Threads for XGBoost; None uses every core.")
 
 
+class PromotionConfig(_Strict):
+    """Champion/challenger: when today's model (the challenger) replaces the champion.
+
+    The challenger is promoted only when validation passed, the weight diagnostics are inside
+    their gates, its run date is not older than the champion's, and its ``metric`` on today's
+    evaluation rows is not worse than the champion's on the same rows by more than
+    ``tolerance`` (the champion is re-scored on today's holdout, never compared with an old
+    number).
+    """
+
+    enabled: bool = Field(True, description="Register today's model and run the promotion gate.")
+    registry: str | None = Field(
+        None, description="Model registry folder; default <output_root>/registry."
+    )
+    metric: Literal["logloss", "auc", "calibration_error"] = Field(
+        "logloss", description="Target metric compared on the holdout: logloss (lower is "
+        "better), auc (higher is better) or calibration_error = |calibration ratio - 1|.",
+    )
+    tolerance: float = Field(
+        0.001, ge=0, description="How much worse than the champion (in metric units) the "
+        "challenger may be and still be promoted.",
+    )
+    allow_weight_warnings: bool = Field(
+        True, description="Promote when a weight diagnostic is in its 'warn' band (a 'fail' "
+        "always blocks).",
+    )
+
+    def registry_root(self, output_root: str) -> Path:
+        """The registry folder: ``registry`` if set, else ``<output_root>/registry``."""
+        return Path(self.registry) if self.registry else Path(output_root) / "registry"
+
+
 class IsbenchConfig(_Strict):
     """Everything a ``daily_retrain`` run needs besides its run date."""
 
@@ -133,6 +165,7 @@ class IsbenchConfig(_Strict):
     proposal: ProposalConfig = Field(default_factory=ProposalConfig)
     weights: WeightsConfig = Field(default_factory=WeightsConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     output_root: str = Field("runs", description="Run folders runs/<run_date>/ go here.")
     timezone: str = Field("UTC", description="Timezone in which a scheduled time becomes a date.")
     schedule_lag_days: int = Field(

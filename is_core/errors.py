@@ -94,3 +94,9 @@ class TrainingError(IsbenchError):
     """The CTR model could not be trained or saved."""
 
     stage = "train"
+
+
+class RegistryError(IsbenchError):
+    """The model registry is missing a version or alias, or a model cannot be registered."""
+
+    stage = "promote"
