@@ -227,21 +227,34 @@ def train_models(
 
 
 # ---------------------------------------------------------------------------- evaluation
+def evaluation_rows(
+    config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any], out_dir: Path
+) -> tuple[pd.DataFrame, np.ndarray | None, str]:
+    """The rows every model of a run is scored on: (frame, sample weights or None, name).
+
+    The labeled target holdout when there is one (unweighted); otherwise the source rows kept
+    out of training (``evaluation_rows.parquet``), importance-weighted with the final weights.
+    The evaluation stage and the champion/challenger comparison both use this, so they score
+    on the same rows.
+    """
+    cols = config.columns
+    if has_role(inputs, "holdout"):
+        frame = read_role(inputs, "holdout", [*cols.features, cols.label])
+        return frame, None, "target_holdout"
+    rows = pd.read_parquet(out_dir / EVAL_ROWS_FILE)["row_id"].to_numpy()
+    frame = read_role(inputs, "source", [*cols.features, cols.label]).iloc[rows]
+    sample_weight = pd.read_parquet(weights["path"], columns=["final_weight"])[
+        "final_weight"].to_numpy()[rows]
+    return frame, sample_weight, "source_split_importance_weighted"
+
+
 def evaluate_models(
     config: IsbenchConfig, inputs: dict[str, Any], models: dict[str, Any],
     weights: dict[str, Any], out_dir: Path,
 ) -> dict[str, Any]:
     """Metrics of both models on the target holdout (or IS-weighted on a source split)."""
     cols = config.columns
-    if has_role(inputs, "holdout"):
-        frame = read_role(inputs, "holdout", [*cols.features, cols.label])
-        sample_weight, on = None, "target_holdout"
-    else:
-        rows = pd.read_parquet(out_dir / EVAL_ROWS_FILE)["row_id"].to_numpy()
-        frame = read_role(inputs, "source", [*cols.features, cols.label]).iloc[rows]
-        sample_weight = pd.read_parquet(weights["path"], columns=["final_weight"])[
-            "final_weight"].to_numpy()[rows]
-        on = "source_split_importance_weighted"
+    frame, sample_weight, on = evaluation_rows(config, inputs, weights, out_dir)
     y = frame[cols.label].to_numpy()
     if y.min() == y.max():
         raise DataContractError(
