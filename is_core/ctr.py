@@ -20,6 +20,7 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 
+from is_core.errors import TrainingError
 from is_core.features import FeatureSpec
 from is_core.io import write_bytes_atomic, write_json_atomic
 
@@ -76,8 +77,7 @@ class WeightedCTRModel(BaseEstimator):
     def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None
             ) -> Self:
         """Fit on ``frame`` (feature columns), labels ``y`` and optional ``sample_weight``."""
-        y = np.asarray(y, dtype="int8")
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        y, w = _check_training_data(frame, y, sample_weight)
         spec = FeatureSpec(list(self.numeric or []), list(self.categorical or [])).fit(frame)
         X = spec.transform(frame)
         idx_train, idx_valid = train_test_split(
@@ -126,6 +126,10 @@ class WeightedCTRModel(BaseEstimator):
         meta = {
             "format": "xgboost-ubj",
             "features": self.feature_spec_.to_dict(),
+            "dtypes": {**{c: "float32" for c in self.feature_spec_.numeric},
+                       **{c: "category" for c in self.feature_spec_.categorical}},
+            "n_train": self.n_train_,
+            "n_valid": self.n_valid_,
             "best_iteration": self.best_iteration_,
             "validation_logloss": self.validation_logloss_,
             "params": self.get_params(),
@@ -146,7 +150,40 @@ class WeightedCTRModel(BaseEstimator):
         model.feature_spec_ = FeatureSpec.from_dict(meta["features"])
         model.best_iteration_ = int(meta["best_iteration"])
         model.validation_logloss_ = float(meta["validation_logloss"])
+        model.n_train_ = int(meta.get("n_train", 0))
+        model.n_valid_ = int(meta.get("n_valid", 0))
         return model
+
+
+def _check_training_data(frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as int8 and weights as float, or a :class:`TrainingError` saying what is wrong."""
+    y = np.asarray(y)
+    if y.shape != (len(frame),):
+        raise TrainingError(f"{y.size} labels for {len(frame)} feature rows",
+                            fix="pass one click label per row of the feature frame")
+    if not np.isin(y, (0, 1)).all():
+        raise TrainingError("click labels must be 0 or 1",
+                            fix="map the label column to 0/1 before training")
+    if y.min() == y.max():
+        raise TrainingError(f"every training label is {int(y[0])}",
+                            fix="a CTR model needs clicks and non-clicks in its training rows")
+    if sample_weight is None:
+        return y.astype("int8"), np.ones(len(y))
+    w = np.asarray(sample_weight, dtype=float)
+    if w.shape != y.shape:
+        raise TrainingError(f"{w.size} sample weights for {y.size} rows",
+                            fix="pass one final weight per training row")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise TrainingError(
+            f"{int((~np.isfinite(w) | (w < 0)).sum())} sample weight(s) are negative, NaN or "
+            "infinite", fix="train on the final (clipped, normalized) weights, which are finite "
+            "and non-negative")
+    if not (w[y == 1].sum() > 0 and w[y == 0].sum() > 0):
+        raise TrainingError("the sample weights put zero mass on clicks or on non-clicks",
+                            fix="check the weights: clipping or a degenerate proposal model "
+                            "zeroed one class")
+    return y.astype("int8"), w
 
 
 def metadata_path(model_path: str | Path) -> Path:
