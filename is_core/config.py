@@ -157,10 +157,75 @@ class PromotionConfig(_Strict):
         return Path(self.registry) if self.registry else Path(output_root) / "registry"
 
 
+class ValidationConfig(_Strict):
+    """The input contract beyond column names: the bounds the validation suites enforce.
+
+    Row-level rules (nulls, label domain, finite numbers, propensity range, duplicate ids) can be
+    quarantined (``mode="quarantine"``); table-level rules (schema, row counts, CTR, cardinality,
+    freshness, drift against the reference day) always fail the run.
+    """
+
+    mode: Literal["fail", "quarantine"] = Field(
+        "fail", description="'quarantine' drops rows that break a row-level rule and continues "
+        "while their share stays under max_quarantine_share.")
+    max_quarantine_share: float = Field(
+        0.01, ge=0, lt=1, description="Largest share of a role's rows quarantine may drop.")
+    min_rows: int = Field(1, ge=0, description="Fewest rows per role over the window.")
+    max_rows: int | None = Field(None, ge=1, description="Most rows per role over the window.")
+    ctr_range: tuple[float, float] = Field(
+        (1e-4, 0.5), description="Plausible click rate (mean label) of source and holdout.")
+    cardinality_range: tuple[int, int] = Field(
+        (1, 100_000), description="Allowed distinct values of each categorical column.")
+    numeric_ranges: dict[str, tuple[float | None, float | None]] = Field(
+        default_factory=dict, description="Per numeric column, [min, max] (null: unbounded); "
+        "every numeric column must in any case be finite.")
+    freshness_hours: float | None = Field(
+        24.0, gt=0, description="The newest event time must be at most this many hours before "
+        "the end of the run date (null: no freshness check).")
+    unexpected_columns: Literal["fail", "ignore"] = Field(
+        "fail", description="What a column outside the contract in an input file gets.")
+    extra_columns: list[str] = Field(
+        default_factory=list, description="Columns allowed in the files besides the configured "
+        "ones (they are not read).")
+    max_unseen_category_share: float = Field(
+        0.05, ge=0, le=1, description="Largest share of target/holdout rows whose category never "
+        "occurs in the source window.")
+    reference_day: Literal["last_good_run", "none"] = Field(
+        "last_good_run", description="Drift bounds come from the newest day of the last "
+        "published run before the run date ('none': no drift check).")
+    max_mean_shift_sd: float = Field(
+        0.5, gt=0, description="Largest move of a numeric column's mean, in reference-day "
+        "standard deviations (a standardized mean difference).")
+    max_ratio_change: float = Field(
+        3.0, gt=1, description="Largest factor by which the day's row count, CTR or a "
+        "categorical cardinality may differ from the reference day.")
+    data_docs: bool = Field(True, description="Build Great Expectations Data Docs per run.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        lo, hi = self.ctr_range
+        if not 0 <= lo < hi <= 1:
+            raise ValueError(f"validation.ctr_range {list(self.ctr_range)} must satisfy "
+                             "0 <= min < max <= 1")
+        lo, hi = self.cardinality_range
+        if not 1 <= lo <= hi:
+            raise ValueError(f"validation.cardinality_range {list(self.cardinality_range)} must "
+                             "satisfy 1 <= min <= max")
+        for col, (lo, hi) in self.numeric_ranges.items():
+            if lo is not None and hi is not None and not lo < hi:
+                raise ValueError(f"validation.numeric_ranges[{col!r}] = [{lo}, {hi}]: min must "
+                                 "be below max")
+        if self.max_rows is not None and self.max_rows < self.min_rows:
+            raise ValueError(f"validation.max_rows {self.max_rows} is below min_rows "
+                             f"{self.min_rows}")
+        return self
+
+
 class IsbenchConfig(_Strict):
     """Everything a ``daily_retrain`` run needs besides its run date."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     proposal: ProposalConfig = Field(default_factory=ProposalConfig)
     weights: WeightsConfig = Field(default_factory=WeightsConfig)
@@ -173,6 +238,17 @@ class IsbenchConfig(_Strict):
         description="A scheduled run at day D retrains for run date D - lag (the last full day).",
     )
     random_state: int = 0
+    run_lock_wait_seconds: float = Field(
+        0.0, ge=0, description="How long a run waits for another run of the same date to "
+        "finish before failing (0: fail at once).")
+
+    @model_validator(mode="after")
+    def _validation_names_numeric_columns(self) -> Self:
+        unknown = sorted(set(self.validation.numeric_ranges) - set(self.columns.numeric))
+        if unknown:
+            raise ValueError(f"validation.numeric_ranges names {unknown}, which are not in "
+                             f"columns.numeric {self.columns.numeric}")
+        return self
 
     @field_validator("timezone")
     @classmethod
