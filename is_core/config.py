@@ -125,6 +125,17 @@ class TrainConfig(_Strict):
     n_jobs: int | None = Field(None, description="Threads for XGBoost; None uses every core.")
 
 
+class EvaluationConfig(_Strict):
+    """How models are scored on the evaluation rows (target holdout or weighted source split)."""
+
+    n_boot: int = Field(200, ge=20, le=5000,
+                        description="Bootstrap replicates behind every metric's interval.")
+    ci_level: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
+    calibration_bins: int = Field(10, ge=2, le=50,
+                                  description="Equal-weight prediction bins of ECE and the "
+                                  "reliability curves.")
+
+
 class PromotionConfig(_Strict):
     """Champion/challenger: when today's model (the challenger) replaces the champion.
 
@@ -230,6 +241,7 @@ class IsbenchConfig(_Strict):
     proposal: ProposalConfig = Field(default_factory=ProposalConfig)
     weights: WeightsConfig = Field(default_factory=WeightsConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     output_root: str = Field("runs", description="Run folders runs/<run_date>/ go here.")
     timezone: str = Field("UTC", description="Timezone in which a scheduled time becomes a date.")

@@ -30,7 +30,12 @@ from is_core.io import (
     resolve_input_files,
     write_parquet_atomic,
 )
-from is_core.metrics import ctr_metrics, paired_logloss_difference
+from is_core.metrics import (
+    bootstrap_metrics,
+    ctr_metrics,
+    paired_logloss_difference,
+    reliability_curve,
+)
 from is_core.weights import (
     clip_log_weights,
     diagnose_weights,
@@ -248,6 +253,15 @@ def evaluation_rows(
     return frame, sample_weight, "source_split_importance_weighted"
 
 
+EVALUATION_NOTES = {
+    "target_holdout": "labeled target holdout rows, unweighted: the metrics are the target "
+    "metrics themselves",
+    "source_split_importance_weighted": "no target holdout: source rows kept out of training, "
+    "importance-weighted with the final weights, so each metric is a self-normalized IS "
+    "estimate of its target value (trustworthy only as far as the weights are)",
+}
+
+
 def evaluate_models(
     config: IsbenchConfig, inputs: dict[str, Any], models: dict[str, Any],
     weights: dict[str, Any], out_dir: Path,
@@ -262,13 +276,24 @@ def evaluate_models(
             fix="AUC needs clicks and non-clicks in the holdout: enlarge data.window_days or "
             "check the holdout export",
         )
-    metrics: dict[str, Any] = {"evaluated_on": on, "n": int(len(frame))}
+    ec = config.evaluation
+    metrics: dict[str, Any] = {"evaluated_on": on, "n": int(len(frame)),
+                               "evaluation_note": EVALUATION_NOTES[on]}
     predictions = {}
     for name, info in models.items():
         model = WeightedCTRModel.load(info["path"])
         predictions[name] = model.predict_proba(frame)
-        metrics[name] = ctr_metrics(y, predictions[name], sample_weight)
+        metrics[name] = ctr_metrics(y, predictions[name], sample_weight, ec.calibration_bins)
         metrics.setdefault("unseen_category_share", model.feature_spec_.unseen_share(frame))
+    boot = bootstrap_metrics(y, predictions, sample_weight, baseline="unweighted",
+                             n_boot=ec.n_boot, level=ec.ci_level, n_bins=ec.calibration_bins,
+                             random_state=config.random_state)
+    metrics["intervals"] = boot["models"]
+    metrics["differences"] = boot["difference"]
+    metrics["bootstrap"] = {"n_boot": ec.n_boot, "level": ec.ci_level}
+    metrics["reliability"] = {name: reliability_curve(y, p, sample_weight, ec.calibration_bins,
+                                                      ec.ci_level)
+                              for name, p in predictions.items()}
     w, u = metrics["weighted"], metrics["unweighted"]
     metrics["delta"] = {
         "logloss": paired_logloss_difference(
