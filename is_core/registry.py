@@ -1,0 +1,272 @@
+"""The model registry: versioned models and a ``champion`` alias, on a plain folder.
+
+The idea is MLflow's model registry with aliases, reduced to files::
+
+    <root>/
+      versions/000001/model.ubj        the model's bytes (XGBoost UBJSON, never pickled)
+      versions/000001/model.meta.json  its metadata (features, params, input fingerprints, ...)
+      versions/000001/version.json     the version card: digest, run date, where it came from
+      aliases/champion.json            which version is the champion, since when, and over what
+      history.jsonl                    one line per alias change (set, restore), append-only
+      .lock                            an advisory lock (``fcntl.flock``) held by every writer
+
+A version's identity is the SHA-256 of its model and metadata bytes (:func:`model_digest`), so
+registering the same model twice returns the existing version: re-running a date with identical
+inputs and config never creates a second version. Versions are immutable once written.
+
+Every write is atomic: a new version is assembled in ``.incoming/`` and renamed into
+``versions/``; an alias file is replaced with ``os.replace``. A crash therefore never leaves a
+half-written version or alias visible. No Prefect here: the promotion task wraps
+:meth:`ModelRegistry.set_alias` in a Prefect transaction whose rollback restores the previous
+alias with :meth:`ModelRegistry.restore_alias`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from is_core.ctr import metadata_path
+from is_core.errors import RegistryError
+from is_core.io import write_json_atomic, write_text_atomic
+
+CHAMPION = "champion"
+MODEL_FILE = "model.ubj"
+VERSION_CARD = "version.json"
+_VERSION_WIDTH = 6
+
+
+def model_digest(model_path: str | Path) -> str:
+    """SHA-256 over a model's bytes and its metadata's bytes: the identity of a version."""
+    model_path = Path(model_path)
+    digest = hashlib.sha256()
+    for path in (model_path, metadata_path(model_path)):
+        if not path.is_file():
+            raise RegistryError(
+                f"model file {path} not found",
+                fix="register a model written by WeightedCTRModel.save (model.ubj + "
+                "model.meta.json)",
+            )
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model: its number, digest and the run it came from."""
+
+    version: str
+    digest: str
+    run_date: str | None
+    registered_at: str
+    path: str
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.path) / MODEL_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """Where an alias points: the version, since when, and the version it replaced."""
+
+    alias: str
+    version: str
+    set_at: str
+    previous: str | None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelRegistry:
+    """A folder of versioned models with aliases (``champion``).
+
+    Parameters
+    ----------
+    root : str or Path
+        The registry folder; created on first write.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    def _alias_path(self, alias: str) -> Path:
+        if not alias or "/" in alias or alias.startswith("."):
+            raise RegistryError(f"invalid alias name {alias!r}",
+                                fix="use a plain name such as 'champion'")
+        return self.root / "aliases" / f"{alias}.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the registry's advisory lock (serializes writers of this registry)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ versions
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        out = []
+        for folder in sorted(self.versions_dir.iterdir()):
+            card_path = folder / VERSION_CARD
+            if folder.name.isdigit() and card_path.is_file():
+                out.append(self._from_card(json.loads(card_path.read_text())))
+        return out
+
+    def get(self, version: str) -> ModelVersion:
+        """The version ``version`` (e.g. ``"3"`` or ``"000003"``)."""
+        folder = self.versions_dir / _folder_name(version)
+        card_path = folder / VERSION_CARD
+        if not card_path.is_file():
+            known = [v.version for v in self.versions()]
+            raise RegistryError(f"model version {version!r} not found in {self.root}",
+                                fix=f"use one of the registered versions {known}")
+        return self._from_card(json.loads(card_path.read_text()))
+
+    def find(self, digest: str) -> ModelVersion | None:
+        """The version whose model has this digest, if any."""
+        return next((v for v in self.versions() if v.digest == digest), None)
+
+    def register(self, model_path: str | Path, run_date: str | None = None,
+                 card: dict[str, Any] | None = None) -> tuple[ModelVersion, bool]:
+        """Register the model at ``model_path`` (with its ``.meta.json``); return it and whether
+        it is new.
+
+        A model whose digest is already registered returns the existing version unchanged.
+        """
+        model_path = Path(model_path)
+        digest = model_digest(model_path)
+        with self._locked():
+            existing = self.find(digest)
+            if existing is not None:
+                return existing, False
+            numbers = [int(v.version) for v in self.versions()]
+            version = str(max(numbers, default=0) + 1)
+            incoming = self.root / ".incoming" / f"{version}-{uuid.uuid4().hex[:8]}"
+            incoming.mkdir(parents=True)
+            try:
+                shutil.copy2(model_path, incoming / MODEL_FILE)
+                shutil.copy2(metadata_path(model_path), metadata_path(incoming / MODEL_FILE))
+                if model_digest(incoming / MODEL_FILE) != digest:
+                    raise RegistryError(
+                        f"model {model_path} changed while it was being registered",
+                        fix="re-run the date; something else is writing the run folder",
+                    )
+                final = self.versions_dir / _folder_name(version)
+                record = {
+                    "version": version,
+                    "digest": digest,
+                    "run_date": run_date,
+                    "registered_at": _now(),
+                    "path": str(final.resolve()),
+                    "card": dict(card or {}),
+                }
+                write_json_atomic(record, incoming / VERSION_CARD)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(incoming, final)  # the folder appears complete or not at all
+            except BaseException:
+                shutil.rmtree(incoming, ignore_errors=True)
+                raise
+        return self._from_card(record), True
+
+    # ------------------------------------------------------------------ aliases
+    def alias(self, alias: str = CHAMPION) -> AliasRecord | None:
+        """Where ``alias`` points now, or ``None`` when it was never set."""
+        path = self._alias_path(alias)
+        if not path.is_file():
+            return None
+        return AliasRecord(**json.loads(path.read_text()))
+
+    def champion(self) -> ModelVersion | None:
+        """The version the ``champion`` alias points at, or ``None``."""
+        record = self.alias(CHAMPION)
+        return None if record is None else self.get(record.version)
+
+    def set_alias(self, version: str, alias: str = CHAMPION, reason: str = ""
+                  ) -> tuple[AliasRecord | None, AliasRecord]:
+        """Point ``alias`` at ``version``; return (the record it replaced, the new record).
+
+        Setting an alias to the version it already points at changes nothing and returns the
+        current record twice.
+        """
+        target = self.get(version)
+        with self._locked():
+            before = self.alias(alias)
+            if before is not None and before.version == target.version:
+                return before, before
+            after = AliasRecord(alias=alias, version=target.version, set_at=_now(),
+                                previous=before.version if before else None, reason=reason)
+            write_json_atomic(after.to_dict(), self._alias_path(alias))
+            self._log({"event": "set", **after.to_dict()})
+        return before, after
+
+    def restore_alias(self, record: AliasRecord | None, alias: str = CHAMPION,
+                      reason: str = "rollback") -> None:
+        """Put ``alias`` back exactly as ``record`` says (``None``: remove the alias).
+
+        Used by the promotion rollback hook; writing the same record twice is harmless.
+        """
+        with self._locked():
+            path = self._alias_path(alias)
+            if record is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_json_atomic(record.to_dict(), path)
+            self._log({"event": "restore", "alias": alias,
+                       "version": record.version if record else None, "reason": reason,
+                       "at": _now()})
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every alias change, oldest first."""
+        path = self.root / "history.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def _log(self, event: dict[str, Any]) -> None:
+        path = self.root / "history.jsonl"
+        old = path.read_text() if path.is_file() else ""
+        write_text_atomic(old + json.dumps(event, sort_keys=True) + "\n", path)
+
+    @staticmethod
+    def _from_card(record: dict[str, Any]) -> ModelVersion:
+        return ModelVersion(**record)
+
+
+def _folder_name(version: str) -> str:
+    if not str(version).isdigit():
+        raise RegistryError(f"model version {version!r} is not a number",
+                            fix="versions are 1, 2, 3, ...")
+    return str(int(version)).zfill(_VERSION_WIDTH)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
