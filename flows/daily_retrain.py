@@ -12,9 +12,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.transactions import transaction
 
 from is_core.config import IsbenchConfig
 from is_core.runs import RunFolders, run_date_for
+from tasks import promotion as promo
 from tasks import stages as t
 
 
@@ -59,20 +61,32 @@ def daily_retrain(
         stage = "validate"
         validation = t.validate_inputs(config, inputs)
         stage = "fit-proposal"
-        proposal = t.fit_proposal(config, inputs, folders.staging)
+        proposal = t.fit_proposal(config, inputs)
         stage = "weights"
         weights = t.compute_weights(config, inputs, proposal, folders.staging)
         stage = "train"
-        models = t.train_models(config, inputs, weights, folders.staging)
+        models = t.collect_outputs(t.train_models(config, inputs, weights), folders.staging)
         stage = "evaluate"
         metrics = t.evaluate_models(config, inputs, models, weights, folders.staging)
+        decision = None
+        if config.promotion.enabled:
+            stage = "promotion-gate"
+            decision = promo.promotion_gate(config, inputs, validation, weights, models,
+                                            folders.staging)
         stage = "report"
-        summary = t.write_report(config, date, folders.staging, inputs=inputs,
-                                 validation=validation, proposal=proposal, weights=weights,
-                                 models=models, metrics=metrics)
+        summary = t.write_report(config, date, folders.staging, promotion=decision,
+                                 inputs=inputs, validation=validation, proposal=proposal,
+                                 weights=weights, models=models, metrics=metrics)
         stage = "publish"
         (folders.staging / "log_ratio.parquet").unlink(missing_ok=True)
-        final = folders.publish()
+        # The alias switch and the publication succeed together or not at all: if publishing
+        # fails, the transaction rolls back and the switch's hook restores the old champion.
+        with transaction():
+            if decision is not None and decision["promote"]:
+                stage = "promote"
+                promo.switch_champion(config, decision)
+                stage = "publish"
+            final = folders.publish()
     except Exception as exc:
         record = folders.record_failure(exc, str(flow_run.id) if flow_run.id else None)
         logger.error("run %s failed at stage %r; failure record %s", date, stage, record)

@@ -17,6 +17,7 @@ from is_core.config import IsbenchConfig
 from is_core.errors import DataValidationError, IsbenchError
 from is_core.io import write_json_atomic, write_text_atomic
 from is_core.report import build_report, metrics_table, render_markdown
+from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
 
 
 def retry_unless_input_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -69,10 +70,16 @@ def validate_inputs(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, 
     return summaries
 
 
-@task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error)
-def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], staging: Path) -> dict[str, Any]:
-    """Fit the cross-fitted domain classifier (target vs source)."""
-    out = stages.fit_proposal(config, inputs, staging)
+@task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error,
+      cache_policy=StageOutputs(stage="proposal"), result_serializer="json")
+def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Fit the cross-fitted domain classifier (target vs source).
+
+    Cached by input fingerprints + config (:mod:`tasks.caching`): the log ratios go to the
+    stage's content-addressed folder, and only the small summary is a Prefect result.
+    """
+    out = run_in_cache_dir("proposal", config, inputs,
+                           lambda out_dir: stages.fit_proposal(config, inputs, out_dir))
     get_run_logger().info("domain AUC %.4f (%d source, %d target rows) in %.1f s",
                           out["domain_auc"], out["n_source"], out["n_target"], out["seconds"])
     return out
@@ -96,15 +103,27 @@ def compute_weights(config: IsbenchConfig, inputs: dict[str, Any], proposal: dic
     return out
 
 
-@task(name="train", retries=1, retry_condition_fn=retry_unless_input_error)
-def train_models(config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any],
-                 staging: Path) -> dict[str, Any]:
-    """Train the weighted XGBoost CTR model and the unweighted baseline."""
-    out = stages.train_models(config, inputs, weights, staging)
+@task(name="train", retries=1, retry_condition_fn=retry_unless_input_error,
+      cache_policy=StageOutputs(stage="train"), result_serializer="json")
+def train_models(config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """Train the weighted XGBoost CTR model and the unweighted baseline.
+
+    Cached by input fingerprints + config like :func:`fit_proposal`; :func:`collect_outputs`
+    then puts the model files into the run's staging folder.
+    """
+    out = run_in_cache_dir("train", config, inputs,
+                           lambda out_dir: stages.train_models(config, inputs, weights, out_dir))
     for name, info in out.items():
         get_run_logger().info("%s model: %d trees in %.1f s", name, info["best_iteration"] + 1,
                               info["seconds"])
     return out
+
+
+@task(name="collect-models", **IO_RETRIES)
+def collect_outputs(models: dict[str, Any], staging: Path) -> dict[str, Any]:
+    """Link the (possibly cached) model files into the run's staging folder."""
+    return copy_outputs(models, staging)
 
 
 @task(name="evaluate", **IO_RETRIES)
@@ -115,11 +134,16 @@ def evaluate_models(config: IsbenchConfig, inputs: dict[str, Any], models: dict[
 
 
 @task(name="report", **IO_RETRIES)
-def write_report(config: IsbenchConfig, run_date: dt.date, staging: Path, **parts: Any
-                 ) -> dict[str, Any]:
-    """Write report.json and report.md into the staging folder and publish artifacts."""
+def write_report(config: IsbenchConfig, run_date: dt.date, staging: Path,
+                 promotion: dict[str, Any] | None = None, **parts: Any) -> dict[str, Any]:
+    """Write report.json and report.md into the staging folder and publish artifacts.
+
+    ``promotion`` (the champion/challenger decision, or None when promotion is disabled) goes
+    to report.json under ``promotion``.
+    """
     report = build_report(run_date=run_date.isoformat(), config=config.model_dump(mode="json"),
                           **parts)
+    report["promotion"] = promotion
     write_json_atomic(report, staging / "report.json")
     markdown = render_markdown(report)
     write_text_atomic(markdown, staging / "report.md")
@@ -129,4 +153,6 @@ def write_report(config: IsbenchConfig, run_date: dt.date, staging: Path, **part
     create_table_artifact(key="isbench-metrics", table=metrics_table(report),
                           description=f"Weighted vs unweighted on {on}")
     get_run_logger().info(report["verdict"]["text"])
-    return {"verdict": report["verdict"], "metrics": metrics_table(report)}
+    return {"verdict": report["verdict"], "metrics": metrics_table(report),
+            "promotion": None if promotion is None else
+            {k: promotion[k] for k in ("promote", "reason")}}

@@ -1,0 +1,265 @@
+r"""Champion/challenger: the promotion gate and the stage that applies it.
+
+Today's importance-weighted model is the **challenger**; the model the ``champion`` alias of the
+registry points at is the **champion**. The challenger is promoted only when every check passes:
+
+1. **validation**: every role's expectation suite succeeded;
+2. **weight gates**: ESS/n of the final weights is at least ``weights.min_ess_fraction`` and no
+   diagnostic gate reports ``fail`` (nor ``warn`` unless ``promotion.allow_weight_warnings``);
+3. **recency**: the challenger's run date is not older than the champion's, so a backfill of an
+   old date never replaces a model trained on newer data;
+4. **metric**: on today's evaluation rows (:func:`is_core.stages.evaluation_rows`, the target
+   holdout by default) the challenger is not worse than the champion by more than
+   ``promotion.tolerance``. The champion is re-scored on the same rows, so both numbers see the
+   same sample. "Worse by" is :math:`m_{chal} - m_{champ}` for a lower-is-better metric
+   (logloss, calibration error :math:`|\hat c - 1|` with :math:`\hat c` the calibration ratio)
+   and :math:`m_{champ} - m_{chal}` for AUC.
+
+The comparison is a point comparison with a tolerance, not a test: the report adds the paired
+95 % CI of the logloss difference (per-row differences on the same rows,
+:func:`is_core.metrics.paired_logloss_difference`) so a reader sees how much of the difference
+is noise. Without a champion the metric check passes by definition (nothing to compare with).
+
+A decision is reproducible: when the challenger already *is* the champion (a re-run of the date
+that promoted it), it is compared with the champion it replaced (``previous`` of the alias
+record), so re-running a date gives the same decision and the same report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from is_core.config import IsbenchConfig, PromotionConfig
+from is_core.ctr import WeightedCTRModel
+from is_core.metrics import ctr_metrics, paired_logloss_difference
+from is_core.registry import CHAMPION, ModelRegistry, ModelVersion
+from is_core.stages import evaluation_rows
+
+LOWER_IS_BETTER = {"logloss": True, "auc": False, "calibration_error": True}
+
+
+def metric_value(metrics: dict[str, Any], metric: str) -> float:
+    """The promotion metric from a :func:`is_core.metrics.ctr_metrics` dict."""
+    if metric == "calibration_error":
+        return float(abs(metrics["calibration_ratio"] - 1.0))
+    return float(metrics[metric])
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One check of the promotion gate: its name, whether it passed, and why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_validation(validation: dict[str, Any]) -> GateCheck:
+    """Passed when every role's expectation suite succeeded."""
+    failed = sorted(role for role, summary in validation.items() if not summary.get("success"))
+    if not validation:
+        return GateCheck("validation", False, "no validation results: the data was not checked")
+    if failed:
+        return GateCheck("validation", False, f"expectations failed on {failed}")
+    return GateCheck("validation", True, f"every expectation passed on {sorted(validation)}")
+
+
+def _gate_statuses(diagnostics: dict[str, Any]) -> dict[str, str]:
+    """``{gate: status}`` from the diagnostics' optional ``gates`` entry (dict or list)."""
+    gates = diagnostics.get("gates") or {}
+    if isinstance(gates, dict):
+        items = [(name, g.get("status") if isinstance(g, dict) else g)
+                 for name, g in gates.items()]
+    else:
+        items = [(g.get("name", g.get("gate", str(i))), g.get("status"))
+                 for i, g in enumerate(gates)]
+    return {str(name): str(status).lower() for name, status in items if status is not None}
+
+
+def check_weight_gates(diagnostics: dict[str, Any], min_ess_fraction: float,
+                       allow_warnings: bool = True) -> GateCheck:
+    """Passed when ESS/n clears ``min_ess_fraction`` and no diagnostic gate fails.
+
+    A gate in its ``warn`` band blocks promotion only when ``allow_warnings`` is false.
+    """
+    ess = float(diagnostics["ess_fraction"])
+    statuses = _gate_statuses(diagnostics)
+    blocking = {"fail"} if allow_warnings else {"fail", "warn"}
+    bad = sorted(name for name, status in statuses.items() if status in blocking)
+    if ess < min_ess_fraction:
+        return GateCheck("weight_gates", False,
+                         f"ESS/n {ess:.4f} is below the gate {min_ess_fraction}")
+    if bad:
+        return GateCheck("weight_gates", False, "diagnostic gate(s) "
+                         + ", ".join(f"{b}={statuses[b]}" for b in bad))
+    warned = sorted(name for name, status in statuses.items() if status == "warn")
+    note = f"; warnings allowed: {warned}" if warned else ""
+    return GateCheck("weight_gates", True,
+                     f"ESS/n {ess:.4f} >= {min_ess_fraction}; {len(statuses)} gate(s) checked"
+                     + note)
+
+
+def check_recency(challenger_run_date: str | None, champion_run_date: str | None) -> GateCheck:
+    """Passed unless the challenger was trained for an older run date than the champion."""
+    if champion_run_date is None or challenger_run_date is None:
+        return GateCheck("recency", True, "no champion run date to compare with")
+    if challenger_run_date < champion_run_date:  # ISO dates order as strings
+        return GateCheck("recency", False,
+                         f"challenger run date {challenger_run_date} is older than the "
+                         f"champion's {champion_run_date} (a backfill never demotes newer "
+                         "models)")
+    return GateCheck("recency", True,
+                     f"challenger run date {challenger_run_date} >= champion's "
+                     f"{champion_run_date}")
+
+
+def check_metric(metric: str, challenger_value: float, champion_value: float | None,
+                 tolerance: float) -> tuple[GateCheck, float | None]:
+    """Compare the challenger with the champion; return the check and how much worse it is.
+
+    ``worse_by`` is positive when the challenger is worse (in the metric's own units).
+    """
+    if champion_value is None:
+        return GateCheck("metric", True, f"no champion yet: challenger {metric} "
+                         f"{challenger_value:.6f} is promoted without comparison"), None
+    lower = LOWER_IS_BETTER[metric]
+    worse_by = (challenger_value - champion_value) if lower else (champion_value -
+                                                                 challenger_value)
+    if not np.isfinite(worse_by):
+        return GateCheck("metric", False, f"{metric} is not finite (challenger "
+                         f"{challenger_value}, champion {champion_value})"), worse_by
+    passed = worse_by <= tolerance
+    relation = "worse" if worse_by > 0 else "better"
+    detail = (f"challenger {metric} {challenger_value:.6f} vs champion {champion_value:.6f} "
+              f"({'lower' if lower else 'higher'} is better): {relation} by "
+              f"{abs(worse_by):.6f}, tolerance {tolerance}")
+    return GateCheck("metric", passed, detail), worse_by
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The outcome of the promotion gate with every number it used."""
+
+    promote: bool
+    reason: str
+    metric: str
+    lower_is_better: bool
+    tolerance: float
+    evaluated_on: str
+    n: int
+    challenger: dict[str, Any]
+    champion: dict[str, Any] | None
+    worse_by: float | None
+    logloss_difference: dict[str, Any] | None
+    checks: list[GateCheck] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["checks"] = [c.to_dict() for c in self.checks]
+        return out
+
+
+def decide_promotion(
+    config: PromotionConfig,
+    *,
+    min_ess_fraction: float,
+    validation: dict[str, Any],
+    diagnostics: dict[str, Any],
+    challenger: dict[str, Any],
+    champion: dict[str, Any] | None,
+    evaluated_on: str,
+    n: int,
+    logloss_difference: dict[str, Any] | None = None,
+) -> PromotionDecision:
+    """Apply the four checks of the gate (module docstring) and explain the outcome.
+
+    ``challenger`` and ``champion`` are dicts with ``version``, ``run_date`` and ``metrics``
+    (a :func:`~is_core.metrics.ctr_metrics` dict on the evaluation rows); ``champion`` is
+    ``None`` when there is none.
+    """
+    chal_value = metric_value(challenger["metrics"], config.metric)
+    champ_value = metric_value(champion["metrics"], config.metric) if champion else None
+    metric_check, worse_by = check_metric(config.metric, chal_value, champ_value,
+                                          config.tolerance)
+    checks = [
+        check_validation(validation),
+        check_weight_gates(diagnostics, min_ess_fraction, config.allow_weight_warnings),
+        check_recency(challenger.get("run_date"), champion.get("run_date") if champion else None),
+        metric_check,
+    ]
+    promote = all(c.passed for c in checks)
+    versus = f"champion v{champion['version']}" if champion else "no champion"
+    if promote:
+        reason = (f"promote challenger v{challenger['version']} over {versus}: "
+                  + metric_check.detail)
+    else:
+        failed = [c for c in checks if not c.passed]
+        reason = (f"keep {versus}; challenger v{challenger['version']} not promoted: "
+                  + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+    return PromotionDecision(
+        promote=promote, reason=reason, metric=config.metric,
+        lower_is_better=LOWER_IS_BETTER[config.metric], tolerance=config.tolerance,
+        evaluated_on=evaluated_on, n=n,
+        challenger={**challenger, "value": chal_value},
+        champion=None if champion is None else {**champion, "value": champ_value},
+        worse_by=worse_by, logloss_difference=logloss_difference, checks=checks,
+    )
+
+
+# ---------------------------------------------------------------------------- the stage
+def registry_for(config: IsbenchConfig) -> ModelRegistry:
+    """The model registry a config writes to."""
+    return ModelRegistry(config.promotion.registry_root(config.output_root))
+
+
+def _version_summary(version: ModelVersion, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"version": version.version, "digest": version.digest, "run_date": version.run_date,
+            "metrics": metrics}
+
+
+def evaluate_promotion(
+    config: IsbenchConfig, inputs: dict[str, Any], validation: dict[str, Any],
+    weights: dict[str, Any], models: dict[str, Any], out_dir: Path,
+) -> dict[str, Any]:
+    """Register today's weighted model and decide whether it replaces the champion.
+
+    Registration is idempotent (same model bytes → same version). The champion is re-scored
+    with the challenger on :func:`is_core.stages.evaluation_rows`. Nothing here moves the alias:
+    the caller does that, inside a transaction, when ``promote`` is true. Returns the decision
+    as a JSON-able dict (``registry`` added). Moving the alias when the challenger already is
+    the champion is a no-op, so the caller need not check.
+    """
+    registry = registry_for(config)
+    challenger, _ = registry.register(
+        models["weighted"]["path"], run_date=inputs["run_date"],
+        card={"input_fingerprints": {r: v["fingerprint"] for r, v in inputs["roles"].items()},
+              "weighting": "importance"},
+    )
+    current = registry.alias(CHAMPION)
+    already = current is not None and current.version == challenger.version
+    compared = (current.previous if already else current.version) if current else None
+    champion = registry.get(compared) if compared else None
+
+    frame, sample_weight, on = evaluation_rows(config, inputs, weights, out_dir)
+    y = frame[config.columns.label].to_numpy()
+    p_chal = WeightedCTRModel.load(challenger.model_path).predict_proba(frame)
+    chal = _version_summary(challenger, ctr_metrics(y, p_chal, sample_weight))
+    champ, difference = None, None
+    if champion is not None:
+        p_champ = WeightedCTRModel.load(champion.model_path).predict_proba(frame)
+        champ = _version_summary(champion, ctr_metrics(y, p_champ, sample_weight))
+        difference = paired_logloss_difference(y, p_chal, p_champ, sample_weight).to_dict()
+    decision = decide_promotion(
+        config.promotion, min_ess_fraction=config.weights.min_ess_fraction,
+        validation=validation, diagnostics=weights["diagnostics"], challenger=chal,
+        champion=champ, evaluated_on=on, n=int(len(y)), logloss_difference=difference,
+    ).to_dict()
+    decision["registry"] = str(registry.root.resolve())
+    return decision

@@ -1,0 +1,108 @@
+"""Prefect tasks of champion/challenger promotion: the gate, and the alias switch.
+
+The gate (:func:`promotion_gate`) registers today's model and decides; it moves nothing. The
+switch (:func:`switch_champion`) points the ``champion`` alias at the challenger. The flow calls
+the switch inside a Prefect transaction together with the publication of the run folder::
+
+    with transaction():
+        switch_champion(config, decision)
+        folders.publish()
+
+If anything in that block raises, the transaction rolls back and the switch's rollback hook
+(:func:`restore_previous_champion`) puts the previous alias record back, so a failed promotion
+or publication never leaves a new champion behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.transactions import Transaction, get_transaction
+
+from is_core import promotion
+from is_core.config import IsbenchConfig
+from is_core.registry import AliasRecord, ModelRegistry
+from tasks.stages import IO_RETRIES
+
+PROMOTION_ARTIFACT = "isbench-promotion"
+
+
+def render_decision(decision: dict[str, Any]) -> str:
+    """The promotion decision as Markdown: outcome, numbers, and every check."""
+    champ = decision["champion"]
+    verdict = "PROMOTED" if decision["promote"] else "NOT PROMOTED"
+    direction = "lower" if decision["lower_is_better"] else "higher"
+    lines = [
+        f"# Promotion: {verdict}",
+        "",
+        decision["reason"],
+        "",
+        f"Metric `{decision['metric']}` ({direction} is better), tolerance "
+        f"{decision['tolerance']}, on `{decision['evaluated_on']}` ({decision['n']} rows).",
+        "",
+        "| model | version | run date | " + decision["metric"] + " | logloss | AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for role, info in (("challenger", decision["challenger"]), ("champion", champ)):
+        if info is None:
+            lines.append(f"| {role} | none | | | | |")
+            continue
+        m = info["metrics"]
+        lines.append(f"| {role} | v{info['version']} | {info['run_date']} | "
+                     f"{info['value']:.6f} | {m['logloss']:.6f} | {m['auc']:.4f} |")
+    diff = decision.get("logloss_difference")
+    if diff:
+        lines += ["", f"Paired logloss difference (challenger − champion): {diff['value']:+.6f}, "
+                  f"95 % CI [{diff['ci_low']:+.6f}, {diff['ci_high']:+.6f}]."]
+    lines += ["", "| check | passed | detail |", "|---|---|---|"]
+    lines += [f"| {c['name']} | {'yes' if c['passed'] else 'NO'} | {c['detail']} |"
+              for c in decision["checks"]]
+    lines += ["", f"Registry: `{decision['registry']}`", ""]
+    return "\n".join(lines)
+
+
+@task(name="promotion-gate", cache_policy=NO_CACHE, **IO_RETRIES)
+def promotion_gate(config: IsbenchConfig, inputs: dict[str, Any], validation: dict[str, Any],
+                   weights: dict[str, Any], models: dict[str, Any], staging: Path
+                   ) -> dict[str, Any]:
+    """Register today's model; re-score the champion on today's holdout; decide."""
+    decision = promotion.evaluate_promotion(config, inputs, validation, weights, models, staging)
+    create_markdown_artifact(key=PROMOTION_ARTIFACT, markdown=render_decision(decision),
+                             description=f"Champion/challenger decision, run date "
+                             f"{inputs['run_date']}")
+    get_run_logger().info(decision["reason"])
+    return decision
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def switch_champion(config: IsbenchConfig, decision: dict[str, Any]) -> dict[str, Any]:
+    """Point the ``champion`` alias at the challenger (no-op when it already is).
+
+    Must run inside a transaction: the rollback hook restores the alias record found here.
+    """
+    registry = promotion.registry_for(config)
+    version = decision["challenger"]["version"]
+    before, after = registry.set_alias(version, reason=decision["reason"])
+    txn = get_transaction()
+    if txn is not None:
+        txn.set("registry_root", str(registry.root))
+        txn.set("previous_champion", before.to_dict() if before else None)
+    get_run_logger().info("champion: v%s (was %s)", after.version,
+                          f"v{before.version}" if before else "none")
+    return {"champion": after.version, "previous": before.version if before else None}
+
+
+@switch_champion.on_rollback
+def restore_previous_champion(txn: Transaction) -> None:
+    """Rollback hook: put the alias back as it was before :func:`switch_champion`."""
+    previous = txn.get("previous_champion", None)
+    registry = ModelRegistry(txn.get("registry_root"))
+    registry.restore_alias(AliasRecord(**previous) if previous else None,
+                           reason="promotion rolled back")
+    if txn.logger is not None:
+        txn.logger.warning("promotion rolled back: champion restored to %s",
+                           f"v{previous['version']}" if previous else "none")
