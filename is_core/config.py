@@ -92,24 +92,64 @@ class DataConfig(_Strict):
 
 
 class ProposalConfig(_Strict):
-    """The proposal model: a probabilistic domain classifier, target vs source."""
+    """The proposal model: a probabilistic domain classifier, target vs source, or the logged
+    propensities (see :mod:`is_core.domain` and :mod:`is_core.weights`)."""
 
-    learner: Literal["logistic"] = "logistic"
+    learner: Literal["logistic", "xgboost", "logged_propensity"] = Field(
+        "logistic", description="Domain classifier, or 'logged_propensity': exact policy weights "
+        "pi_1/pi_0 from columns.logging_propensity and target_propensity.")
     n_folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds.")
+    numeric_basis: Literal["auto", "linear", "quadratic", "spline"] = Field(
+        "auto", description="How numerics enter the logistic learner; 'auto' picks linear or "
+        "quadratic by out-of-fold log-loss.")
+    calibration: Literal["sigmoid", "isotonic"] | None = Field(
+        None, description="Cross-fitted probability calibration of the domain classifier.")
     C: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic regression.")
     max_categories: int = Field(
         200, ge=2, description="One-hot levels kept per categorical column; the rest are pooled."
     )
+    n_estimators: int = Field(200, ge=1, description="XGBoost learner: trees.")
+    max_depth: int = Field(4, ge=1, le=16, description="XGBoost learner: depth.")
+    target_propensity: float | None = Field(
+        None, gt=0, le=1, description="Target policy's propensity of every (item, position), "
+        "e.g. 1/(items x positions) for uniform exploration. With logged propensities on the "
+        "source it gives exact policy weights, compared with the estimated ones in the "
+        "diagnostics (or used as the weights with learner='logged_propensity').")
+
+
+class WeightGatesConfig(_Strict):
+    """Warn/fail thresholds of the weight diagnostics (None disables a level).
+
+    The ESS fail threshold is ``weights.min_ess_fraction``.
+    """
+
+    min_ess_fraction_warn: float | None = Field(0.10, ge=0, le=1)
+    max_khat_warn: float | None = Field(0.5, description="Raw-weight Pareto k-hat above which "
+                                        "the weights have infinite variance.")
+    max_khat_fail: float | Literal["auto"] | None = Field(
+        "auto", description="'auto' = min(1 - 1/log10 n, 0.7) (Vehtari et al. 2024).")
+    max_domain_auc_warn: float | None = Field(0.85, ge=0.5, le=1)
+    max_domain_auc_fail: float | None = Field(0.99, ge=0.5, le=1)
+    max_weight_share_warn: float | None = Field(0.05, gt=0, le=1)
+    max_weight_share_fail: float | None = Field(None, gt=0, le=1)
+    min_logged_spearman_warn: float | None = Field(0.5, ge=-1, le=1)
 
 
 class WeightsConfig(_Strict):
-    """Clipping and normalization of the importance weights."""
+    """Clipping, normalization and gates of the importance weights."""
 
-    clip: Literal["none", "quantile"] = "quantile"
-    clip_quantile: float = Field(0.99, gt=0.5, le=1.0)
+    clip: Literal["none", "hard", "quantile", "ionides", "psis", "auto"] = Field(
+        "auto", description="'auto' picks the cap minimizing the estimated MSE of the SNIS "
+        "target-CTR estimate (is_core.clipping).")
+    clip_quantile: float = Field(0.99, gt=0.5, le=1.0, description="For clip='quantile'.")
+    clip_max_weight: float | None = Field(None, gt=0, description="For clip='hard'.")
+    normalize_per: Literal["window", "day"] = Field(
+        "window", description="Normalize the final weights to mean 1 over the whole window or "
+        "within each day.")
     min_ess_fraction: float = Field(
         0.01, ge=0, le=1, description="Fail the run when Kish ESS/n of the final weights is lower."
     )
+    gates: WeightGatesConfig = Field(default_factory=WeightGatesConfig)
 
 
 class TrainConfig(_Strict):

@@ -18,9 +18,10 @@ import pandas as pd
 
 from is_core.config import IsbenchConfig
 from is_core.ctr import WeightedCTRModel
+from is_core.diagnostics import WeightGates, compare_weights, enforce_gates, evaluate_gates
 from is_core.domain import DomainClassifierRatio
 from is_core.errors import ConfigError, DataContractError
-from is_core.estimators import is_estimate, naive_estimate, snis_estimate
+from is_core.estimators import bootstrap_estimate, is_estimate, naive_estimate, snis_estimate
 from is_core.io import (
     InputFile,
     day_window,
@@ -39,7 +40,7 @@ from is_core.metrics import (
 from is_core.weights import (
     clip_log_weights,
     diagnose_weights,
-    enforce_min_ess,
+    logged_propensity_log_ratio,
     normalize_log_weights,
 )
 
@@ -109,67 +110,122 @@ def has_role(inputs: dict[str, Any], role: str) -> bool:
 
 # ---------------------------------------------------------------------------- proposal
 def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """Fit the cross-fitted domain classifier; write ``log_ratio.parquet`` (row_id, log_w)."""
-    cols = config.columns
+    """Fit the cross-fitted domain classifier; write ``log_ratio.parquet`` (row_id, log_w).
+
+    With ``proposal.target_propensity`` set and logged propensities on the source, the exact
+    policy log weights go into the column ``log_w_logged`` and are compared with the estimated
+    ones (Spearman, NMSE); with ``learner='logged_propensity'`` they *are* ``log_w``.
+    """
+    cols, pc = config.columns, config.proposal
     started = time.perf_counter()
+    logged = None
+    if pc.learner == "logged_propensity" and (cols.logging_propensity is None
+                                               or pc.target_propensity is None):
+        raise ConfigError(
+            "proposal.learner='logged_propensity' needs columns.logging_propensity and "
+            "proposal.target_propensity",
+            fix="set both, or use learner='logistic'",
+        )
+    if cols.logging_propensity and pc.target_propensity is not None:
+        frame = read_role(inputs, "source", [cols.logging_propensity])
+        logged = logged_propensity_log_ratio(frame[cols.logging_propensity].to_numpy(),
+                                             pc.target_propensity, cols.logging_propensity)
     source = read_role(inputs, "source", cols.features)
     target = read_role(inputs, "target", cols.features)
     model = DomainClassifierRatio(
-        numeric=cols.numeric, categorical=cols.categorical, n_folds=config.proposal.n_folds,
-        C=config.proposal.C, max_categories=config.proposal.max_categories,
-        random_state=config.random_state,
+        numeric=cols.numeric, categorical=cols.categorical,
+        learner="logistic" if pc.learner == "logged_propensity" else pc.learner,
+        n_folds=pc.n_folds, calibration=pc.calibration, numeric_basis=pc.numeric_basis,
+        C=pc.C, max_categories=pc.max_categories, n_estimators=pc.n_estimators,
+        max_depth=pc.max_depth, n_jobs=config.train.n_jobs, random_state=config.random_state,
     ).fit(source, target)
-    path = write_parquet_atomic(
-        pd.DataFrame({"row_id": np.arange(len(source), dtype=np.int64),
-                      "log_w": model.log_ratio_source_}),
-        out_dir / LOG_RATIO_FILE,
-    )
+    estimated = model.log_ratio_source_
+    table = {"row_id": np.arange(len(source), dtype=np.int64),
+             "log_w": logged if pc.learner == "logged_propensity" else estimated}
+    comparison = None
+    if logged is not None:
+        table["log_w_logged"] = logged
+        table["log_w_estimated"] = estimated
+        comparison = compare_weights(estimated, logged)
+    path = write_parquet_atomic(pd.DataFrame(table), out_dir / LOG_RATIO_FILE)
     return {
         "path": str(path),
-        "learner": config.proposal.learner,
-        "n_folds": config.proposal.n_folds,
+        "learner": pc.learner,
+        "numeric_basis": getattr(model, "numeric_basis_", pc.numeric_basis),
+        "calibration": pc.calibration,
+        "n_folds": pc.n_folds,
         "n_source": model.n_source_,
         "n_target": model.n_target_,
         "log_prior_correction": model.log_prior_correction_,
         "domain_auc": model.domain_auc_,
+        "calibration_slope": model.calibration_slope_,
+        "calibration_error": model.calibration_error_,
+        "dropped_features": model.dropped_features_,
+        "logged_comparison": comparison,
         "seconds": time.perf_counter() - started,
     }
 
 
 # ---------------------------------------------------------------------------- weights
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats (an unbounded cap, k̂ = -inf of bounded weights) become None."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def compute_weights(
     config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any], out_dir: Path
 ) -> dict[str, Any]:
     """Clip and normalize the log weights, diagnose them, estimate the target CTR.
 
     Writes ``weights.parquet`` (row_id, impression id, dt, raw_weight, clipped_weight,
-    final_weight) and enforces the ESS gate (:class:`WeightDiagnosticsError`).
+    final_weight), evaluates the weight gates and raises :class:`WeightDiagnosticsError` when
+    one fails; the gates (and warnings) are returned in ``diagnostics`` for the report.
     """
-    cols = config.columns
+    cols, wc = config.columns, config.weights
     log_w = pd.read_parquet(proposal["path"])["log_w"].to_numpy()
     keep = [cols.label] + ([cols.impression_id] if cols.impression_id else [])
     source = read_role(inputs, "source", keep)
-    clipped, cap = clip_log_weights(log_w, config.weights.clip, config.weights.clip_quantile)
-    final = normalize_log_weights(clipped)
-    diagnostics = diagnose_weights(log_w, clipped, final, config.weights.clip, cap,
-                                   proposal.get("domain_auc"))
+    y = source[cols.label].to_numpy(dtype=float)
+    clip = clip_log_weights(log_w, wc.clip, quantile=wc.clip_quantile,
+                            max_weight=wc.clip_max_weight, y=y)
+    partition = None
+    if wc.normalize_per == "day":
+        if "dt" not in source.columns:
+            raise ConfigError("weights.normalize_per='day' needs day partitions (dt=YYYY-MM-DD)",
+                              fix="use hive-partitioned inputs or normalize_per='window'")
+        partition = source["dt"].to_numpy()
+    final = normalize_log_weights(clip.log_w, partition)
+    diagnostics = diagnose_weights(log_w, clip.log_w, final, wc.clip, clip.log_cap,
+                                   proposal.get("domain_auc"), proposal.get("logged_comparison"))
+    gates = evaluate_gates(diagnostics, WeightGates(min_ess_fraction_fail=wc.min_ess_fraction,
+                                                    **wc.gates.model_dump()))
     frame = pd.DataFrame({"row_id": np.arange(len(final), dtype=np.int64)})
     if cols.impression_id:
         frame["impression_id"] = source[cols.impression_id].to_numpy()
     if "dt" in source.columns:
         frame["dt"] = source["dt"].to_numpy()
     frame["raw_weight"] = np.exp(log_w)
-    frame["clipped_weight"] = np.exp(clipped)
+    frame["clipped_weight"] = np.exp(clip.log_w)
     frame["final_weight"] = final
     path = write_parquet_atomic(frame, out_dir / WEIGHTS_FILE)
-    y = source[cols.label].to_numpy(dtype=float)
     estimates = {
         "naive": naive_estimate(y).to_dict(),
         "is_raw": is_estimate(y, np.exp(log_w)).to_dict(),
         "snis": snis_estimate(y, final).to_dict(),
+        "snis_bootstrap": bootstrap_estimate("snis", y, final, n_boot=200,
+                                             random_state=config.random_state).to_dict(),
     }
-    enforce_min_ess(diagnostics, config.weights.min_ess_fraction)
-    return {"path": str(path), "diagnostics": diagnostics.to_dict(), "target_ctr": estimates}
+    summary = {**diagnostics.to_dict(), "clip": clip.summary(),
+               "gates": [g.to_dict() for g in gates],
+               "warnings": [g.message for g in gates if g.status == "warn"]}
+    enforce_gates(gates, diagnostics)
+    return _json_safe({"path": str(path), "diagnostics": summary, "target_ctr": estimates})
 
 
 # ---------------------------------------------------------------------------- training

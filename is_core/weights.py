@@ -1,121 +1,81 @@
-r"""From log importance weights to final weights, and their diagnostics.
+r"""From log importance weights to final weights.
 
-raw weight :math:`w_i = \exp(\log w_i)` → clipped weight → final weight
-:math:`\tilde w_i = n\, w^c_i / \sum_j w^c_j` (mean exactly 1 over the source rows).
+raw weight :math:`w_i = \exp(\log w_i)` → clipped weight (:mod:`is_core.clipping`) → final weight
 
-Clipping happens in log space (``log w`` is capped, then exponentiated) so a raw weight that would
-overflow ``exp`` is still handled.
+.. math:: \tilde w_i = n_g\, w^c_i \Big/ \sum_{j \in g} w^c_j,
+
+self-normalized to mean exactly 1 over the source rows of its partition :math:`g` (one partition
+by default; per day with ``partition=day``, so that each day of the window counts as much as
+its share of rows and one day's extreme weights cannot swamp the others).
+
+**Logged-propensity weights.** When the source rows carry the logging policy's propensity
+:math:`\pi_0(a \mid x)` and the target policy's propensity :math:`\pi_1(a \mid x)` is known (for
+uniform exploration over items × positions, :math:`1/(I K)`), the policy part of the weight is
+exact: :math:`\log w = \log \pi_1 - \log \pi_0`. It is the full weight when the context (user)
+distribution is the same in source and target; otherwise it misses the context shift.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
-
 import numpy as np
 
-from is_core.errors import WeightDiagnosticsError
+from is_core.clipping import ClipResult, clip_log_weights
+from is_core.diagnostics import (
+    QUANTILES,
+    WeightDiagnostics,
+    diagnose_weights,
+    effective_sample_size,
+)
+from is_core.errors import DataContractError
 
-QUANTILES = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
-
-
-def clip_log_weights(
-    log_w: np.ndarray, method: Literal["none", "quantile"] = "quantile", quantile: float = 0.99
-) -> tuple[np.ndarray, float]:
-    """Cap ``log_w`` from above; return the clipped log weights and the cap (``inf`` for none).
-
-    ``quantile``: cap at the empirical ``quantile`` of the raw log weights (equivalently of the raw
-    weights, since exp is monotone). Clipping trades a small bias for a large variance reduction.
-    """
-    log_w = np.asarray(log_w, dtype=float)
-    if method == "none":
-        return log_w.copy(), float("inf")
-    if method == "quantile":
-        if not 0.0 < quantile <= 1.0:
-            raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-        cap = float(np.quantile(log_w, quantile))
-        return np.minimum(log_w, cap), cap
-    raise ValueError(f"unknown clip method {method!r}; use 'none' or 'quantile'")
+__all__ = [
+    "QUANTILES", "ClipResult", "WeightDiagnostics", "clip_log_weights", "diagnose_weights",
+    "effective_sample_size", "logged_propensity_log_ratio", "normalize_log_weights",
+]
 
 
-def normalize_log_weights(log_w: np.ndarray) -> np.ndarray:
-    """Self-normalize: :math:`\\tilde w_i = n \\exp(\\log w_i) / \\sum_j \\exp(\\log w_j)`.
+def normalize_log_weights(log_w: np.ndarray, partition: np.ndarray | None = None) -> np.ndarray:
+    """Final weights with mean exactly 1 (per ``partition`` label when given).
 
-    Computed with the log-sum-exp shift so the largest weight never overflows.
+    Computed with the log-sum-exp shift (per partition) so the largest weight never overflows.
     """
     log_w = np.asarray(log_w, dtype=float)
     if log_w.size == 0:
         raise ValueError("cannot normalize an empty weight vector")
-    shifted = np.exp(log_w - log_w.max())
-    return shifted * (log_w.size / shifted.sum())
+    if np.isnan(log_w).any() or np.isposinf(log_w).any():
+        raise ValueError("log weights contain NaN or +inf; fix the proposal model upstream")
+    if partition is None:
+        shifted = np.exp(log_w - log_w.max())
+        return shifted * (log_w.size / shifted.sum())
+    partition = np.asarray(partition)
+    if partition.shape != log_w.shape:
+        raise ValueError(f"partition has shape {partition.shape}, log weights {log_w.shape}")
+    out = np.empty_like(log_w)
+    for label in np.unique(partition):
+        rows = partition == label
+        out[rows] = normalize_log_weights(log_w[rows])
+    return out
 
 
-def effective_sample_size(w: np.ndarray) -> float:
-    """Kish's effective sample size :math:`(\\sum w)^2 / \\sum w^2` (scale-invariant, ≤ n)."""
-    w = np.asarray(w, dtype=float)
-    total = w.sum()
-    if total <= 0:
-        return 0.0
-    return float(total**2 / np.square(w).sum())
+def logged_propensity_log_ratio(logging_propensity: np.ndarray, target_propensity: float |
+                                np.ndarray, column: str = "logging_propensity") -> np.ndarray:
+    """:math:`\\log \\pi_1 - \\log \\pi_0` of source rows from logged propensities.
 
-
-@dataclass(frozen=True)
-class WeightDiagnostics:
-    """Numbers that say whether the final weights can be trusted."""
-
-    n: int
-    ess: float
-    ess_fraction: float
-    max_weight_share: float
-    raw_quantiles: dict[str, float]
-    final_quantiles: dict[str, float]
-    clip_method: str
-    clip_log_cap: float
-    clipped_fraction: float
-    domain_auc: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def diagnose_weights(
-    log_w_raw: np.ndarray,
-    log_w_clipped: np.ndarray,
-    final_w: np.ndarray,
-    clip_method: str,
-    clip_log_cap: float,
-    domain_auc: float | None = None,
-) -> WeightDiagnostics:
-    """Kish ESS, ESS/n, the largest weight's share of the total, and weight quantiles."""
-    n = final_w.size
-    ess = effective_sample_size(final_w)
-    raw = np.exp(np.asarray(log_w_raw, dtype=float))
-    return WeightDiagnostics(
-        n=int(n),
-        ess=ess,
-        ess_fraction=ess / n,
-        max_weight_share=float(final_w.max() / final_w.sum()),
-        raw_quantiles={f"q{q:g}": float(v) for q, v in zip(QUANTILES, np.quantile(raw, QUANTILES),
-                                                          strict=True)},
-        final_quantiles={f"q{q:g}": float(v) for q, v in zip(QUANTILES,
-                                                            np.quantile(final_w, QUANTILES),
-                                                            strict=True)},
-        clip_method=clip_method,
-        clip_log_cap=clip_log_cap,
-        clipped_fraction=float(np.mean(log_w_clipped < log_w_raw)),
-        domain_auc=domain_auc,
-    )
-
-
-def enforce_min_ess(diagnostics: WeightDiagnostics, min_ess_fraction: float) -> None:
-    """Raise :class:`WeightDiagnosticsError` when ESS/n is below ``min_ess_fraction``."""
-    if diagnostics.ess_fraction < min_ess_fraction:
-        raise WeightDiagnosticsError(
-            f"ESS/n of the final weights is {diagnostics.ess_fraction:.4f} "
-            f"(ESS {diagnostics.ess:.1f} of {diagnostics.n}), below the gate "
-            f"{min_ess_fraction}",
-            fix="the target is barely covered by the source: check the domain AUC "
-            f"({diagnostics.domain_auc}), clip harder (weights.clip_quantile), or widen the "
-            "source window",
-            details=diagnostics.to_dict(),
+    Raises :class:`DataContractError` naming ``column`` if a propensity is missing, not in
+    (0, 1], or if the target propensity is not in (0, 1].
+    """
+    pi0 = np.asarray(logging_propensity, dtype=float)
+    pi1 = np.broadcast_to(np.asarray(target_propensity, dtype=float), pi0.shape)
+    bad = ~np.isfinite(pi0) | (pi0 <= 0) | (pi0 > 1)
+    if bad.any():
+        raise DataContractError(
+            f"{int(bad.sum())} source row(s) have a {column!r} that is missing or not in (0, 1]",
+            fix=f"log the propensity of every impression, or set columns.{column} to null and "
+            "use an estimated proposal",
+            details={"column": column, "bad_rows": int(bad.sum())},
         )
+    if not (np.all(pi1 > 0) and np.all(pi1 <= 1)):
+        raise DataContractError("the target propensity must be in (0, 1]",
+                                     fix="set proposal.target_propensity, e.g. 1/(items × "
+                                     "positions) for uniform exploration")
+    return np.log(pi1) - np.log(pi0)

@@ -1,0 +1,170 @@
+r"""Clipping of importance weights, in log space: raw weight → clipped weight.
+
+Each method caps (or, for PSIS, smooths) the largest weights, trading a small bias for a large
+variance reduction; none ever raises a weight. All take and return **log** weights, so a raw
+weight that would overflow ``exp`` is still handled.
+
+* ``none``: :math:`w^c = w`.
+* ``hard``: :math:`w^c = \min(w, c)` for a fixed cap ``c`` on the weight scale.
+* ``quantile``: :math:`c` = the empirical ``quantile`` of the raw weights.
+* ``ionides``: truncated importance sampling, :math:`c = \sqrt n\, \bar w` (Ionides 2008,
+  *J. Comput. Graph. Stat.* 17:295): bias and variance both vanish as :math:`n \to \infty`.
+* ``psis``: Pareto-smoothed IS (Vehtari et al. 2024), see :mod:`is_core.psis`.
+* ``auto``: the cap (among the raw weights' order statistics) that minimizes the estimated MSE
+  of the self-normalized target-CTR estimate, :func:`auto_clip`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from scipy.special import logsumexp
+
+from is_core.psis import psis_log_weights
+
+ClipMethod = Literal["none", "hard", "quantile", "ionides", "psis", "auto"]
+CLIP_METHODS: tuple[str, ...] = ("none", "hard", "quantile", "ionides", "psis", "auto")
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """Clipped log weights, the cap on the log scale (``inf``: none) and method details."""
+
+    log_w: np.ndarray = field(repr=False)
+    method: str
+    log_cap: float
+    clipped_fraction: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary (without the weights)."""
+        out = asdict(self)
+        out.pop("log_w")
+        return out
+
+
+def _capped(log_w: np.ndarray, log_cap: float, method: str, **details: Any) -> ClipResult:
+    clipped = np.minimum(log_w, log_cap)
+    return ClipResult(clipped, method, float(log_cap), float(np.mean(log_w > log_cap)), details)
+
+
+def _as_log_weights(log_w: np.ndarray) -> np.ndarray:
+    log_w = np.asarray(log_w, dtype=float)
+    if log_w.ndim != 1 or log_w.size == 0:
+        raise ValueError(f"log weights must be a non-empty 1-d array, got shape {log_w.shape}")
+    if np.isnan(log_w).any() or np.isposinf(log_w).any():
+        raise ValueError("log weights contain NaN or +inf: the proposal model is broken "
+                         "upstream (check the domain classifier's inputs)")
+    return log_w
+
+
+def clip_none(log_w: np.ndarray) -> ClipResult:
+    """No clipping (the raw weights)."""
+    log_w = _as_log_weights(log_w)
+    return ClipResult(log_w.copy(), "none", float("inf"), 0.0)
+
+
+def clip_hard(log_w: np.ndarray, max_weight: float) -> ClipResult:
+    """Cap every weight at ``max_weight`` (on the raw weight scale)."""
+    if not max_weight > 0:
+        raise ValueError(f"max_weight must be positive, got {max_weight}")
+    return _capped(_as_log_weights(log_w), float(np.log(max_weight)), "hard")
+
+
+def clip_quantile(log_w: np.ndarray, quantile: float = 0.99) -> ClipResult:
+    """Cap at the empirical ``quantile`` of the raw weights (exp is monotone, so of log w)."""
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+    log_w = _as_log_weights(log_w)
+    return _capped(log_w, float(np.quantile(log_w, quantile)), "quantile", quantile=quantile)
+
+
+def clip_ionides(log_w: np.ndarray) -> ClipResult:
+    """Truncated IS (Ionides 2008): cap at :math:`\\sqrt n` times the mean raw weight."""
+    log_w = _as_log_weights(log_w)
+    n = log_w.size
+    log_mean = logsumexp(log_w) - np.log(n)
+    return _capped(log_w, float(0.5 * np.log(n) + log_mean), "ionides")
+
+
+def clip_psis(log_w: np.ndarray) -> ClipResult:
+    """Pareto-smoothed IS: the largest weights become GPD quantiles (never above the max)."""
+    log_w = _as_log_weights(log_w)
+    smoothed, khat = psis_log_weights(log_w)
+    changed = float(np.mean(smoothed < log_w))
+    return ClipResult(smoothed, "psis", float(smoothed.max()), changed, {"khat": khat})
+
+
+def auto_clip(log_w: np.ndarray, y: np.ndarray, n_candidates: int = 40) -> ClipResult:
+    r"""Cap minimizing the estimated MSE of the SNIS target-CTR estimate.
+
+    Candidate caps are the raw log weights' order statistics :math:`l_{(m)}` that clip the
+    :math:`m` largest weights, :math:`m \in \{0\} \cup` a geometric grid up to :math:`n/2`. For
+    each, with :math:`\hat\mu_c` the SNIS estimate under the clipped weights and :math:`\hat\mu_0`
+    the unclipped one,
+
+    .. math::
+
+        \widehat{MSE}(c) = \max\{(\hat\mu_c - \hat\mu_0)^2 - \hat V_{c,0},\ 0\} + \hat V_c,
+
+    where :math:`\hat V_c` is the delta-method variance of :math:`\hat\mu_c` and
+    :math:`\hat V_{c,0}` the delta-method variance of the difference :math:`\hat\mu_c - \hat\mu_0`
+    (the bias estimate's own noise is subtracted, so a noisy unclipped estimate does not pass as
+    bias). Uses the labels ``y`` of the source rows.
+    """
+    log_w = _as_log_weights(log_w)
+    y = np.asarray(y, dtype=float)
+    if y.shape != log_w.shape:
+        raise ValueError(f"y has shape {y.shape}, log weights {log_w.shape}")
+    n = log_w.size
+    sorted_desc = np.sort(log_w)[::-1]
+    grid = np.unique(np.round(np.geomspace(1, max(n // 2, 1), n_candidates)).astype(int))
+    w0 = np.exp(log_w - log_w.max())
+    mu0 = float(w0 @ y / w0.sum())
+    infl0 = w0 * (y - mu0) / w0.sum()
+    best = (float(infl0 @ infl0), 0, float("inf"))
+    n_tried = 1
+    for m in grid:
+        if m >= n:
+            continue
+        cap = sorted_desc[m]
+        wc = np.exp(np.minimum(log_w, cap) - log_w.max())
+        mu = float(wc @ y / wc.sum())
+        infl = wc * (y - mu) / wc.sum()
+        var = float(infl @ infl)
+        diff = infl - infl0
+        bias2 = max((mu - mu0) ** 2 - float(diff @ diff), 0.0)
+        n_tried += 1
+        if bias2 + var < best[0]:
+            best = (bias2 + var, int(m), float(cap))
+    return _capped(log_w, best[2], "auto", estimated_mse=best[0], candidates=n_tried)
+
+
+def clip_log_weights(
+    log_w: np.ndarray,
+    method: ClipMethod = "quantile",
+    *,
+    quantile: float = 0.99,
+    max_weight: float | None = None,
+    y: np.ndarray | None = None,
+) -> ClipResult:
+    """Dispatch to the clipping ``method`` (see the module docstring)."""
+    if method == "none":
+        return clip_none(log_w)
+    if method == "hard":
+        if max_weight is None:
+            raise ValueError("clip method 'hard' needs max_weight (weights.clip_max_weight)")
+        return clip_hard(log_w, max_weight)
+    if method == "quantile":
+        return clip_quantile(log_w, quantile)
+    if method == "ionides":
+        return clip_ionides(log_w)
+    if method == "psis":
+        return clip_psis(log_w)
+    if method == "auto":
+        if y is None:
+            raise ValueError("clip method 'auto' needs the source labels y")
+        return auto_clip(log_w, y)
+    raise ValueError(f"unknown clip method {method!r}; use one of {list(CLIP_METHODS)}")
