@@ -14,7 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from is_core import stages
 from is_core.config import IsbenchConfig
-from is_core.errors import DataValidationError, IsbenchError
+from is_core.errors import DataValidationError, IsbenchError, WeightDiagnosticsError
 from is_core.io import write_json_atomic, write_text_atomic
 from is_core.report import build_report, metrics_table, render_markdown
 from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
@@ -88,19 +88,42 @@ def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any
 @task(name="weights", retries=1, retry_condition_fn=retry_unless_input_error)
 def compute_weights(config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any],
                     staging: Path) -> dict[str, Any]:
-    """Clip, normalize and diagnose the importance weights; estimate the target CTR."""
-    out = stages.compute_weights(config, inputs, proposal, staging)
+    """Clip, normalize and diagnose the importance weights; estimate the target CTR.
+
+    Enforces the weight gates: a failed gate raises :class:`WeightDiagnosticsError` (the flow
+    fails and records it); a warning is logged and kept in ``diagnostics.gates`` for the report.
+    """
+    logger = get_run_logger()
+    try:
+        out = stages.compute_weights(config, inputs, proposal, staging)
+    except WeightDiagnosticsError as exc:
+        _gates_artifact(exc.details.get("gates", []), inputs["run_date"])
+        logger.error("weight gates failed: %s", exc.what)
+        raise
     d = out["diagnostics"]
-    get_run_logger().info("ESS/n %.3f, clipped %.2f %%, SNIS target CTR %.5f",
-                          d["ess_fraction"], 100 * d["clipped_fraction"],
-                          out["target_ctr"]["snis"]["value"])
+    logger.info("ESS/n %.3f, k-hat %s, clipped %.2f %% (%s), SNIS target CTR %.5f",
+                d["ess_fraction"], d["khat"], 100 * d["clipped_fraction"], d["clip_method"],
+                out["target_ctr"]["snis"]["value"])
+    for message in d["warnings"]:
+        logger.warning("weight gate warning: %s", message)
+    _gates_artifact(d["gates"], inputs["run_date"])
     create_table_artifact(
         key="isbench-weight-diagnostics",
         table=[{"diagnostic": k, "value": v} for k, v in d.items()
-               if not isinstance(v, dict)],
+               if not isinstance(v, dict | list)],
         description=f"Importance-weight diagnostics, run date {inputs['run_date']}",
     )
     return out
+
+
+def _gates_artifact(gates: list[dict[str, Any]], run_date: str) -> None:
+    create_table_artifact(
+        key="isbench-weight-gates",
+        table=[{"gate": g["gate"], "value": g["value"], "status": g["status"],
+                "warn_threshold": g["warn_threshold"], "fail_threshold": g["fail_threshold"]}
+               for g in gates],
+        description=f"Importance-weight gates (pass/warn/fail), run date {run_date}",
+    )
 
 
 @task(name="train", retries=1, retry_condition_fn=retry_unless_input_error,
