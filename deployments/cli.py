@@ -1,4 +1,4 @@
-"""The ``isbench`` command line: demo, generate, run, serve."""
+"""The ``isbench`` command line: demo, generate, run, backfill, report, registry, serve."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     result = daily_retrain(config=config, run_date=check_run_date(args.date))
     print(result["verdict"]["text"])
+    if result.get("promotion"):
+        print(f"promotion: {result['promotion']['reason']}")
     print(f"report: {Path(result['run_dir']) / 'report.md'}")
     print(f"        {Path(result['run_dir']) / 'report.json'}")
     return 0
@@ -62,6 +64,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cmd_generate(gen)
     args.date = DEMO_RUN_DATE.isoformat()
     return cmd_run(args)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from flows.backfill import BackfillFailed, backfill, backfill_dates
+
+    config = _config(args.config)
+    start, end = check_run_date(args.start), check_run_date(args.end)
+    backfill_dates(start, end)  # a bad range fails here, before a flow run is created
+    state = backfill(start=start, end=end, config=config, return_state=True)
+    rows = state.result(raise_on_failure=False)
+    if isinstance(rows, BackfillFailed) or not state.is_completed():
+        print(f"isbench: {state.message}", file=sys.stderr)
+        return 1
+    for row in rows:
+        promoted = "promoted" if row["promoted"] else "not promoted"
+        print(f"{row['run_date']}  {row['status']}  {promoted}  {row['run_dir']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    date = check_run_date(args.date)
+    run_dir = Path(config.output_root) / date.isoformat()
+    reports = [run_dir / n for n in ("report.html", "report.md", "report.json")
+               if (run_dir / n).is_file()]
+    failures = sorted((run_dir / "failures").glob("*.json"))
+    if not reports:
+        last = ""
+        if failures:
+            record = json.loads(failures[-1].read_text())
+            last = (f"; its last failure ({failures[-1]}) was at stage "
+                    f"{record.get('stage')!r}: {record.get('what')}")
+        print(f"isbench: no report for {date} under {run_dir.resolve()}{last}. "
+              f"Fix: run `isbench run --date {date}`", file=sys.stderr)
+        return 2
+    for path in reports:
+        print(path.resolve())
+    if failures:
+        print(f"({len(failures)} earlier failed run(s) of this date: {failures[-1].resolve()})")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from is_core.promotion import registry_for
+
+    registry = registry_for(_config(args.config))
+    champion = registry.alias()
+    print(f"registry {registry.root.resolve()}")
+    for version in registry.versions():
+        mark = "  <- champion" if champion and champion.version == version.version else ""
+        print(f"v{version.version}  run date {version.run_date}  {version.digest[:12]}  "
+              f"{version.model_path}{mark}")
+    if champion is None:
+        print("no champion yet")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -96,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", required=True, help="run date, YYYY-MM-DD")
     run.add_argument("--config", help="YAML/TOML config")
     run.set_defaults(func=cmd_run)
+
+    back = sub.add_parser("backfill", help="run daily_retrain for each date of a range")
+    back.add_argument("--start", required=True, help="first run date, YYYY-MM-DD")
+    back.add_argument("--end", required=True, help="last run date (inclusive), YYYY-MM-DD")
+    back.add_argument("--config", help="YAML/TOML config")
+    back.set_defaults(func=cmd_backfill)
+
+    report = sub.add_parser("report", help="print where the report of a run date is")
+    report.add_argument("date", help="run date, YYYY-MM-DD")
+    report.add_argument("--config", help="YAML/TOML config (for output_root)")
+    report.set_defaults(func=cmd_report)
+
+    registry = sub.add_parser("registry", help="list model versions and the champion")
+    registry.add_argument("--config", help="YAML/TOML config (for the registry folder)")
+    registry.set_defaults(func=cmd_registry)
 
     serve = sub.add_parser("serve", help="serve daily_retrain on its daily schedule")
     serve.add_argument("--config", help="YAML/TOML config")

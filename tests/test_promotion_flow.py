@@ -1,0 +1,142 @@
+"""Champion/challenger, idempotent re-runs and caching, through the real daily_retrain flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
+
+from flows.daily_retrain import StageFailed, daily_retrain
+from is_core.registry import ModelRegistry
+from is_core.runs import RunFolders
+from tests.conftest import RUN_DATE, small_config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+NON_DETERMINISTIC = ("timings_seconds",)  # wall-clock durations; nothing else may differ
+
+
+def report_of(run_dir: Path) -> dict:
+    report = json.loads((run_dir / "report.json").read_text())
+    for key in NON_DETERMINISTIC:
+        report.pop(key, None)
+    return report
+
+
+def task_states(flow_run_id) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[flow_run_id])))
+    return {r.name.rsplit("-", 1)[0]: r.state.name for r in runs}
+
+
+@pytest.fixture(scope="module")
+def champion_run(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A first run: no champion yet, so its model becomes champion v1."""
+    out = tmp_path_factory.mktemp("promotion-runs")
+    config = small_config(small_data_root, out)
+    result = daily_retrain(config=config, run_date=RUN_DATE)
+    run_dir = out / RUN_DATE.isoformat()
+    return config, result, run_dir, ModelRegistry(out / "registry")
+
+
+class TestFirstRun:
+    def test_first_model_becomes_champion(self, champion_run):
+        _, result, run_dir, registry = champion_run
+        decision = report_of(run_dir)["promotion"]
+        assert decision["promote"] and decision["champion"] is None
+        assert result["promotion"]["promote"]
+        assert registry.champion().version == decision["challenger"]["version"] == "1"
+        assert (registry.champion().model_path.read_bytes()
+                == (run_dir / "model.ubj").read_bytes())
+
+    def test_decision_numbers_are_the_evaluation_numbers(self, champion_run):
+        _, _, run_dir, _ = champion_run
+        report = report_of(run_dir)
+        decision = report["promotion"]
+        assert decision["evaluated_on"] == report["metrics"]["evaluated_on"]
+        assert decision["n"] == report["metrics"]["n"]
+        assert decision["challenger"]["metrics"]["logloss"] == pytest.approx(
+            report["metrics"]["weighted"]["logloss"], rel=1e-12)
+
+
+class TestIdempotentRerun:
+    def test_same_date_gives_same_model_bytes_report_and_version(self, champion_run):
+        config, _, run_dir, registry = champion_run
+        model_before = (run_dir / "model.ubj").read_bytes()
+        baseline_before = (run_dir / "baseline_model.ubj").read_bytes()
+        report_before = report_of(run_dir)
+        with temporary_settings(updates={PREFECT_TASKS_REFRESH_CACHE: True}):  # really retrain
+            daily_retrain(config=config, run_date=RUN_DATE)
+        assert (run_dir / "model.ubj").read_bytes() == model_before
+        assert (run_dir / "baseline_model.ubj").read_bytes() == baseline_before
+        assert report_of(run_dir) == report_before
+        assert [v.version for v in registry.versions()] == ["1"]
+        assert registry.champion().version == "1"
+
+    def test_rerun_hits_the_stage_cache(self, champion_run):
+        config, _, run_dir, _ = champion_run
+        model_before = (run_dir / "model.ubj").read_bytes()
+        state = daily_retrain(config=config, run_date=RUN_DATE, return_state=True)
+        assert state.is_completed()
+        states = task_states(state.state_details.flow_run_id)
+        assert states["fit-proposal"] == "Cached" and states["train"] == "Cached"
+        assert states["weights"] == "Completed"
+        assert (run_dir / "model.ubj").read_bytes() == model_before
+
+    def test_deleted_cache_folder_is_recomputed_not_trusted(self, champion_run):
+        import shutil
+
+        config, _, run_dir, _ = champion_run
+        shutil.rmtree(Path(config.output_root) / ".cache" / "train")
+        state = daily_retrain(config=config, run_date=RUN_DATE, return_state=True)
+        assert state.is_completed()
+        assert task_states(state.state_details.flow_run_id)["train"] == "Completed"
+        assert (run_dir / "model.ubj").is_file()
+
+
+class TestChallenger:
+    def test_worse_challenger_is_not_promoted(self, champion_run):
+        config, _, run_dir, registry = champion_run
+        # One depth-1 tree with a tiny learning rate predicts almost the base rate everywhere:
+        # a strictly worse CTR model than the champion's 60 trees on the same holdout.
+        weak = config.model_copy(update={
+            "train": config.train.model_copy(update={"n_estimators": 1, "max_depth": 1,
+                                                     "learning_rate": 0.01}),
+            "promotion": config.promotion.model_copy(update={"tolerance": 0.0}),
+        })
+        daily_retrain(config=weak, run_date=RUN_DATE)
+        decision = report_of(run_dir)["promotion"]
+        assert not decision["promote"]
+        assert decision["champion"]["version"] == "1"
+        assert decision["challenger"]["version"] != "1"
+        assert decision["challenger"]["value"] > decision["champion"]["value"]
+        assert decision["worse_by"] == pytest.approx(
+            decision["challenger"]["value"] - decision["champion"]["value"])
+        assert {c["name"]: c["passed"] for c in decision["checks"]}["metric"] is False
+        assert registry.champion().version == "1"
+
+    def test_failure_inside_promotion_keeps_the_old_champion(self, champion_run, monkeypatch):
+        config, _, run_dir, registry = champion_run
+        champion_before = registry.alias()
+        report_before = (run_dir / "report.json").read_bytes()
+        other = config.model_copy(update={
+            "train": config.train.model_copy(update={"n_estimators": 45}),
+            "promotion": config.promotion.model_copy(update={"tolerance": 1.0}),
+        })
+
+        def disk_full(self):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(RunFolders, "publish", disk_full)
+        with pytest.raises(StageFailed, match=r"stage 'publish'.*No space left"):
+            daily_retrain(config=other, run_date=RUN_DATE)
+        assert registry.alias() == champion_before
+        events = registry.history()
+        assert [e["event"] for e in events[-2:]] == ["set", "restore"]
+        assert events[-2]["version"] != champion_before.version
+        assert (run_dir / "report.json").read_bytes() == report_before
