@@ -78,7 +78,8 @@ def clip_quantile(log_w: np.ndarray, quantile: float = 0.99) -> ClipResult:
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
     log_w = _as_log_weights(log_w)
-    return _capped(log_w, float(np.quantile(log_w, quantile)), "quantile", quantile=quantile)
+    cap = float(np.quantile(log_w, quantile, method="inverted_cdf"))  # an observed weight
+    return _capped(log_w, cap, "quantile", quantile=quantile)
 
 
 def clip_ionides(log_w: np.ndarray) -> ClipResult:
@@ -97,22 +98,39 @@ def clip_psis(log_w: np.ndarray) -> ClipResult:
     return ClipResult(smoothed, "psis", float(smoothed.max()), changed, {"khat": khat})
 
 
+def _jackknife_snis(w: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Leave-one-out SNIS estimates :math:`(A - w_i y_i) / (S - w_i)` (NaN if nothing is left)."""
+    total, weighted = w.sum(), w @ y
+    rest = total - w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(rest > 1e-300 * total, (weighted - w * y) / rest, np.nan)
+
+
+def _jackknife_variance(values: np.ndarray) -> float:
+    if np.isnan(values).any():
+        return float("inf")
+    n = values.size
+    return float((n - 1) / n * np.sum(np.square(values - values.mean())))
+
+
 def auto_clip(log_w: np.ndarray, y: np.ndarray, n_candidates: int = 40) -> ClipResult:
     r"""Cap minimizing the estimated MSE of the SNIS target-CTR estimate.
 
     Candidate caps are the raw log weights' order statistics :math:`l_{(m)}` that clip the
-    :math:`m` largest weights, :math:`m \in \{0\} \cup` a geometric grid up to :math:`n/2`. For
-    each, with :math:`\hat\mu_c` the SNIS estimate under the clipped weights and :math:`\hat\mu_0`
-    the unclipped one,
+    :math:`m` largest weights, :math:`m \in \{0\} \cup` a geometric grid up to :math:`n/2`.
+    For each, with :math:`\hat\mu_c` the SNIS estimate under the clipped weights and
+    :math:`\hat\mu_0` the unclipped one,
 
     .. math::
 
-        \widehat{MSE}(c) = \max\{(\hat\mu_c - \hat\mu_0)^2 - \hat V_{c,0},\ 0\} + \hat V_c,
+        \widehat{MSE}(c) = \max\{(\hat\mu_c - \hat\mu_0)^2 - \hat V_{c-0},\ 0\} + \hat V_c,
 
-    where :math:`\hat V_c` is the delta-method variance of :math:`\hat\mu_c` and
-    :math:`\hat V_{c,0}` the delta-method variance of the difference :math:`\hat\mu_c - \hat\mu_0`
-    (the bias estimate's own noise is subtracted, so a noisy unclipped estimate does not pass as
-    bias). Uses the labels ``y`` of the source rows.
+    where :math:`\hat V_c` is the jackknife variance of :math:`\hat\mu_c` and
+    :math:`\hat V_{c-0}` that of the difference :math:`\hat\mu_c - \hat\mu_0` (the bias
+    estimate's own noise is subtracted, so a noisy unclipped estimate does not pass as bias).
+    The jackknife, not the delta method, because a single dominating weight sits on its own
+    residual and makes the delta variance of the unclipped estimate vanish exactly when it is
+    largest. Ties keep the smaller clip. Uses the labels ``y`` of the source rows.
     """
     log_w = _as_log_weights(log_w)
     y = np.asarray(y, dtype=float)
@@ -123,23 +141,20 @@ def auto_clip(log_w: np.ndarray, y: np.ndarray, n_candidates: int = 40) -> ClipR
     grid = np.unique(np.round(np.geomspace(1, max(n // 2, 1), n_candidates)).astype(int))
     w0 = np.exp(log_w - log_w.max())
     mu0 = float(w0 @ y / w0.sum())
-    infl0 = w0 * (y - mu0) / w0.sum()
-    best = (float(infl0 @ infl0), 0, float("inf"))
+    loo0 = _jackknife_snis(w0, y)
+    best = (_jackknife_variance(loo0), float("inf"))
     n_tried = 1
-    for m in grid:
-        if m >= n:
-            continue
+    for m in grid[grid < n]:
         cap = sorted_desc[m]
         wc = np.exp(np.minimum(log_w, cap) - log_w.max())
         mu = float(wc @ y / wc.sum())
-        infl = wc * (y - mu) / wc.sum()
-        var = float(infl @ infl)
-        diff = infl - infl0
-        bias2 = max((mu - mu0) ** 2 - float(diff @ diff), 0.0)
+        loo = _jackknife_snis(wc, y)
+        var = _jackknife_variance(loo)
+        bias2 = max((mu - mu0) ** 2 - _jackknife_variance(loo - loo0), 0.0)
         n_tried += 1
         if bias2 + var < best[0]:
-            best = (bias2 + var, int(m), float(cap))
-    return _capped(log_w, best[2], "auto", estimated_mse=best[0], candidates=n_tried)
+            best = (bias2 + var, float(cap))
+    return _capped(log_w, best[1], "auto", estimated_mse=best[0], candidates=n_tried)
 
 
 def clip_log_weights(

@@ -44,6 +44,9 @@ def gpd_fit(exceedances: np.ndarray) -> tuple[float, float]:
     """
     x = np.sort(np.asarray(exceedances, dtype=float))
     n = x.size
+    if n < 5 or not x[int(n / 4 + 0.5) - 1] > 0:
+        # a quarter or more of the tail ties with the threshold: no continuous tail to fit
+        return float("-inf"), 0.0
     m = 30 + int(np.sqrt(n))
     b = 1 - np.sqrt(m / (np.arange(1, m + 1, dtype=float) - 0.5))
     b /= 3 * x[int(n / 4 + 0.5) - 1]
