@@ -121,6 +121,29 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from flows.benchmark import benchmark
+    from is_core.benchmark import BenchmarkConfig
+
+    raw = {"seeds": list(range(args.seeds)), "size_factor": args.size_factor,
+           "output_dir": args.out}
+    if args.scenarios:
+        raw["scenarios"] = args.scenarios
+    try:
+        config = BenchmarkConfig(**raw)
+    except ValueError as exc:
+        raise IsbenchError(f"invalid benchmark options: {exc}",
+                           fix="see `isbench benchmark --help`") from exc
+    command = "isbench benchmark " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else (
+        "isbench benchmark")
+    result = benchmark(config=config, command=command)
+    for verdict in result["verdicts"].values():
+        print(verdict["text"])
+    print(f"leaderboard: {result['paths']['markdown']}")
+    print(f"report:      {result['paths']['html']}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from deployments.schedule import serve
 
@@ -168,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     registry = sub.add_parser("registry", help="list model versions and the champion")
     registry.add_argument("--config", help="YAML/TOML config (for the registry folder)")
     registry.set_defaults(func=cmd_registry)
+
+    bench = sub.add_parser("benchmark", help="weighting strategy × clip × scenario × seed "
+                           "benchmark; writes a leaderboard and an HTML report")
+    bench.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per scenario")
+    bench.add_argument("--scenarios", nargs="*", help="default: all four scenarios")
+    bench.add_argument("--size-factor", type=float, default=1.0,
+                       help="multiplies every sample size (0.2 for a quick look)")
+    bench.add_argument("--out", default="benchmarks/results", help="output folder")
+    bench.set_defaults(func=cmd_benchmark)
 
     serve = sub.add_parser("serve", help="serve daily_retrain on its daily schedule")
     serve.add_argument("--config", help="YAML/TOML config")

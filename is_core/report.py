@@ -1,16 +1,25 @@
-"""The run report: ``report.json`` (for machines) and ``report.md`` (for people).
+"""The run report: ``report.json`` (for machines), ``report.md`` and ``report.html`` (for people).
 
 The verdict sentences are generated from the numbers, never written by hand, so the text cannot
-disagree with the table beside it.
+disagree with the table beside it. ``report.html`` is one self-contained file (inline CSS and SVG,
+see :mod:`is_core.html` and :mod:`is_core.plots`) that opens offline.
 """
 
 from __future__ import annotations
 
 import platform
+from html import escape
+from pathlib import Path
 from typing import Any
 
-from is_core import __version__
+import numpy as np
+import pandas as pd
+
+from is_core import __version__, html, plots
 from is_core.ctr import library_versions
+from is_core.metrics import METRICS
+from is_core.psis import pareto_khat
+from is_core.weights import effective_sample_size
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -25,9 +34,15 @@ def build_report(
     weights: dict[str, Any],
     models: dict[str, Any],
     metrics: dict[str, Any],
+    weight_profile: dict[str, Any] | None = None,
+    promotion: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the machine-readable report of one run (no timestamps outside ``timings``)."""
-    return {
+    """Assemble the machine-readable report of one run (no timestamps outside ``timings``).
+
+    ``weight_profile`` (:func:`weight_profile`) feeds the HTML plots; ``promotion`` is the
+    champion/challenger decision when the flow made one.
+    """
+    report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "isbench_version": __version__,
         "run_date": run_date,
@@ -45,18 +60,31 @@ def build_report(
         "models": {n: {k: v for k, v in m.items() if k not in ("path", "seconds")}
                    for n, m in models.items()},
         "metrics": metrics,
-        "verdict": verdict(metrics),
+        "verdict": verdict(metrics, promotion),
         "environment": {"python": platform.python_version(), **library_versions()},
         "timings_seconds": {
             "proposal": proposal.get("seconds"),
             **{f"train_{n}": m.get("seconds") for n, m in models.items()},
         },
     }
+    if weight_profile is not None:
+        report["weight_profile"] = weight_profile
+    if promotion is not None:
+        report["promotion"] = promotion
+    return report
 
 
-def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Plain-language comparison of the weighted model with the unweighted baseline."""
-    d = metrics["delta"]["logloss"]
+def verdict(metrics: dict[str, Any], promotion: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plain-language comparison of the weighted model with the unweighted baseline.
+
+    The logloss outcome follows the paired 95 % interval of (weighted - unweighted) logloss:
+    "improved" when it lies below 0, "worsened" above 0, otherwise "did not significantly
+    change". The paired bootstrap interval is used when present (``metrics["differences"]``),
+    else the delta-method one (``metrics["delta"]``). ``X ± Y`` is the point difference and the
+    interval's half-width.
+    """
+    d = metrics.get("differences", {}).get("weighted", {}).get("logloss") or (
+        metrics["delta"]["logloss"])
     w, u = metrics["weighted"], metrics["unweighted"]
     if d["ci_high"] < 0:
         outcome = "improved"
@@ -65,14 +93,27 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
     else:
         outcome = "did not significantly change"
     where = metrics["evaluated_on"].replace("_", " ")
+    half = (d["ci_high"] - d["ci_low"]) / 2
+    calib_w, calib_u = abs(w["calibration_ratio"] - 1), abs(u["calibration_ratio"] - 1)
+    calibration = ("closer to 1 with weighting" if calib_w < calib_u else
+                   "further from 1 with weighting" if calib_w > calib_u else "unchanged")
     text = (
         f"Importance weighting {outcome} {where} logloss: {w['logloss']:.5f} weighted vs "
-        f"{u['logloss']:.5f} unweighted (difference {d['value']:+.5f}, 95 % CI "
-        f"[{d['ci_low']:+.5f}, {d['ci_high']:+.5f}]). Calibration ratio (mean prediction / "
-        f"observed CTR) {w['calibration_ratio']:.3f} weighted vs "
-        f"{u['calibration_ratio']:.3f} unweighted; AUC {w['auc']:.4f} vs {u['auc']:.4f}."
+        f"{u['logloss']:.5f} unweighted, a change of {d['value']:+.5f} ± {half:.5f} "
+        f"(95 % CI [{d['ci_low']:+.5f}, {d['ci_high']:+.5f}]). Calibration ratio (mean "
+        f"prediction / observed CTR) {w['calibration_ratio']:.3f} weighted vs "
+        f"{u['calibration_ratio']:.3f} unweighted ({calibration}); ECE "
+        f"{w.get('ece', float('nan')):.5f} vs {u.get('ece', float('nan')):.5f}; AUC "
+        f"{w['auc']:.4f} vs {u['auc']:.4f}."
     )
-    return {"logloss": outcome, "text": text}
+    out: dict[str, Any] = {"logloss": outcome, "calibration": calibration,
+                           "logloss_difference": d["value"], "logloss_half_width": half}
+    if promotion is not None:
+        promote = bool(promotion.get("promote"))
+        text += f" Promote: {'yes' if promote else 'no'} because {promotion.get('reason', '')}."
+        out["promote"] = promote
+    out["text"] = text
+    return out
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -149,3 +190,141 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {role} | {v['rows']} | {v['evaluated']} | {v['failed']} | `{fp}` |")
     lines.append("")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- HTML
+CLIP_SWEEP_QUANTILES = (1.0, 0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.8)
+
+
+def weight_profile(raw_weight: np.ndarray, final_weight: np.ndarray, n_bins: int = 40,
+                   clip_quantiles: tuple[float, ...] = CLIP_SWEEP_QUANTILES) -> dict[str, Any]:
+    """Small summaries of the weights for the report's plots.
+
+    * ``histogram``: counts of the raw and the final weights over ``n_bins`` equal-width bins of
+      :math:`\\log_{10} w` (zero weights are counted separately in ``zeros``);
+    * ``clip_sweep``: for each quantile cap :math:`c` (1.0 = no clipping) the Kish ESS/n, the
+      largest weight's share and the Pareto k̂ of the weights capped at their ``c`` quantile,
+      so the report shows what harder clipping would buy.
+    """
+    raw = np.asarray(raw_weight, dtype=float)
+    final = np.asarray(final_weight, dtype=float)
+    logs = {name: np.log10(w[w > 0]) for name, w in (("raw", raw), ("final", final))}
+    both = np.concatenate(list(logs.values()))
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, n_bins + 1)
+    sweep = []
+    for q in clip_quantiles:
+        capped = np.minimum(raw, np.quantile(raw, q)) if q < 1 else raw
+        sweep.append({"quantile": q, "ess_fraction": effective_sample_size(capped) / raw.size,
+                      "max_weight_share": float(capped.max() / capped.sum()),
+                      "khat": _finite_or_none(pareto_khat(np.log(capped[capped > 0])))})
+    return {
+        "histogram": {"log10_edges": edges.tolist(),
+                      **{n: np.histogram(v, edges)[0].tolist() for n, v in logs.items()}},
+        "zeros": {"raw": int((raw == 0).sum()), "final": int((final == 0).sum())},
+        "clip_sweep": sweep,
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no infinities: a bounded tail (k̂ = -inf after a hard cap) is stored as None."""
+    return float(value) if np.isfinite(value) else None
+
+
+def weight_profile_from_file(path: str | Path) -> dict[str, Any]:
+    """:func:`weight_profile` of a run's ``weights.parquet``."""
+    frame = pd.read_parquet(path, columns=["raw_weight", "final_weight"])
+    return weight_profile(frame["raw_weight"].to_numpy(), frame["final_weight"].to_numpy())
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    intervals = metrics.get("intervals", {})
+    for name in ("weighted", "unweighted"):
+        for m in METRICS:
+            ci = intervals.get(name, {}).get(m, {})
+            rows.append({"model": name, "metric": m, "value": metrics[name][m],
+                         "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high")})
+    for m, d in metrics.get("differences", {}).get("weighted", {}).items():
+        rows.append({"model": "weighted − unweighted", "metric": m, "value": d["value"],
+                     "ci_low": d["ci_low"], "ci_high": d["ci_high"]})
+    return rows
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The self-contained HTML report of one run: verdict, metric tables, plots."""
+    m, w = report["metrics"], report["weights"]
+    good = report["verdict"]["logloss"] == "improved"
+    bad = report["verdict"]["logloss"] == "worsened"
+    parts = [
+        f'<div class="verdict {"good" if good else "bad" if bad else ""}" id="verdict">'
+        f'<strong>Verdict.</strong> {escape(report["verdict"]["text"])}</div>',
+        html.paragraph(f"Evaluated on {m['evaluated_on']} ({m['n']} rows): "
+                       f"{m.get('evaluation_note', '')}.", "note"),
+    ]
+    level = m.get("bootstrap", {}).get("level", 0.95)
+    parts.append(html.section(
+        "Model metrics", html.table(_metric_rows(m), headers={
+            "ci_low": f"{level:.0%} CI low", "ci_high": f"{level:.0%} CI high"}),
+        html.paragraph("AUC higher is better; logloss, NE (logloss / entropy of the observed "
+                       "CTR) and ECE lower are better; calibration ratio = mean prediction / "
+                       f"observed CTR, 1 is calibrated. Intervals: paired bootstrap, "
+                       f"{m.get('bootstrap', {}).get('n_boot', '?')} replicates.", "note"),
+        anchor="metrics"))
+    curves = m.get("reliability", {})
+    if curves:
+        series = [plots.Series(name, [b["mean_prediction"] for b in c],
+                               [b["observed_ctr"] for b in c], [b["ci_low"] for b in c],
+                               [b["ci_high"] for b in c]) for name, c in curves.items()]
+        parts.append(html.section("Calibration", html.charts(plots.line_chart_svg(
+            series, title="Reliability: observed CTR against mean prediction",
+            x_label="mean prediction in bin", y_label="observed CTR", diagonal=True)),
+            anchor="calibration"))
+    profile = report.get("weight_profile")
+    weight_parts = [html.table([
+        {"diagnostic": "Kish ESS", "value": w["ess"]},
+        {"diagnostic": "ESS / n", "value": w["ess_fraction"]},
+        {"diagnostic": "source rows", "value": w["n"]},
+        {"diagnostic": "clip method", "value": w["clip_method"]},
+        {"diagnostic": "rows clipped", "value": w["clipped_fraction"]},
+        {"diagnostic": "largest weight's share", "value": w["max_weight_share"]},
+        {"diagnostic": "domain AUC", "value": report["proposal"].get("domain_auc")},
+    ])]
+    if profile:
+        h = profile["histogram"]
+        sweep = profile["clip_sweep"]
+        x = [100 * s["quantile"] for s in sweep]
+        weight_parts.append(html.charts(
+            plots.histogram_svg(h["log10_edges"], {"raw": h["raw"], "final": h["final"]},
+                                title="Importance weights (log scale)", x_label="weight",
+                                log10_x=True),
+            plots.line_chart_svg([plots.Series("ESS / n", x, [s["ess_fraction"] for s in sweep]),
+                                  plots.Series("k̂", x, [s["khat"] for s in sweep])],
+                                 title="ESS/n and Pareto k̂ against the clip level",
+                                 x_label="cap at this percentile of the raw weights",
+                                 y_label="value", reference_y=0.7)))
+        weight_parts.append(html.paragraph(
+            "k̂ above 0.7 (dashed line) means the weights' tail is too heavy for a reliable "
+            "importance-sampling estimate (Vehtari et al., Pareto smoothed importance sampling); "
+            "a cap that leaves a bounded tail has k̂ = -∞, not drawn.",
+            "note"))
+    parts.append(html.section("Importance weights", *weight_parts, anchor="weights"))
+    parts.append(html.section("Target CTR estimates", html.table(
+        [{"estimator": k, "value": v["value"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
+         for k, v in report["target_ctr"].items()]), anchor="target-ctr"))
+    if report.get("promotion"):
+        p = report["promotion"]
+        parts.append(html.section("Promotion", html.paragraph(
+            f"Promote: {'yes' if p.get('promote') else 'no'}. {p.get('reason', '')}"),
+            html.table([c for c in p.get("checks", []) if isinstance(c, dict)]),
+            anchor="promotion"))
+    parts.append(html.section("Inputs", html.table(
+        [{"role": r, "rows": v["rows"], "expectations": v["evaluated"], "failed": v["failed"],
+          "fingerprint": report["inputs"]["roles"][r]["fingerprint"][:16]}
+         for r, v in report["validation"].items()]), anchor="inputs"))
+    return html.page(f"isbench run {report['run_date']}", *parts,
+                     subtitle=f"isbench {report['isbench_version']} · report schema "
+                     f"{report['schema_version']}")
+
