@@ -151,6 +151,13 @@ class WeightsConfig(_Strict):
     )
     gates: WeightGatesConfig = Field(default_factory=WeightGatesConfig)
 
+    @model_validator(mode="after")
+    def _check_clip(self) -> Self:
+        if self.clip == "hard" and self.clip_max_weight is None:
+            raise ValueError("weights.clip='hard' needs weights.clip_max_weight (the cap on the "
+                             "raw weight, e.g. 20)")
+        return self
+
 
 class TrainConfig(_Strict):
     """The weighted XGBoost CTR model."""

@@ -1,0 +1,91 @@
+"""The proposal and weights stages (no Prefect): outputs, logged propensities, gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from is_core import stages
+from is_core.errors import WeightDiagnosticsError
+from is_core.scenario import ClickScenario
+from tests.conftest import RUN_DATE, small_config
+
+SCENARIO = ClickScenario(seed=3)  # the scenario of small_data_root
+UNIFORM_TARGET_PROPENSITY = 1 / (SCENARIO.n_items * SCENARIO.n_positions)
+
+
+def _run(data_root: Path, tmp_path: Path, **overrides):
+    config = small_config(data_root, tmp_path / "runs", **overrides)
+    inputs = stages.locate_inputs(config, RUN_DATE)
+    out = tmp_path / "stage"
+    out.mkdir(exist_ok=True)
+    proposal = stages.fit_proposal(config, inputs, out)
+    return config, proposal, lambda: stages.compute_weights(config, inputs, proposal, out)
+
+
+@pytest.fixture(scope="module")
+def default_proposal(small_data_root, tmp_path_factory):
+    """One fitted default proposal shared by the tests that only vary the weights config."""
+    return _run(small_data_root, tmp_path_factory.mktemp("proposal"))[1]
+
+
+def _weights(data_root: Path, proposal: dict, tmp_path: Path, **overrides) -> dict:
+    config = small_config(data_root, tmp_path / "runs", **overrides)
+    inputs = stages.locate_inputs(config, RUN_DATE)
+    return stages.compute_weights(config, inputs, proposal, tmp_path)
+
+
+def test_default_weights_are_diagnosed_and_gated(small_data_root, default_proposal, tmp_path):
+    proposal = default_proposal
+    out = _weights(small_data_root, proposal, tmp_path)
+    d = out["diagnostics"]
+    assert {g["gate"] for g in d["gates"]} == {"ess_fraction", "khat", "domain_auc",
+                                              "max_weight_share", "logged_spearman"}
+    assert all(g["status"] in ("pass", "warn") for g in d["gates"])
+    assert d["clip_method"] == "auto" and 0 <= d["clipped_fraction"] < 0.5
+    assert proposal["numeric_basis"] in ("linear", "quadratic")
+    frame = pd.read_parquet(out["path"])
+    assert frame["final_weight"].mean() == pytest.approx(1.0)
+    assert np.isfinite(frame["final_weight"]).all()
+    assert set(out["target_ctr"]) >= {"naive", "is_raw", "snis", "snis_bootstrap"}
+
+
+def test_logged_propensity_weights_are_exact_policy_ratios(small_data_root, tmp_path):
+    _, proposal, weights = _run(
+        small_data_root, tmp_path,
+        proposal={"learner": "logged_propensity",
+                  "target_propensity": UNIFORM_TARGET_PROPENSITY})
+    table = pd.read_parquet(proposal["path"])
+    source = pd.concat([pd.read_parquet(p) for p in
+                        sorted((small_data_root / "source").rglob("*.parquet"))])
+    expected = np.log(UNIFORM_TARGET_PROPENSITY / source["logging_propensity"].to_numpy())
+    np.testing.assert_allclose(table["log_w"].to_numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert table["log_w_logged"].equals(table["log_w"])
+    comparison = proposal["logged_comparison"]
+    assert -1 <= comparison["spearman"] <= 1 and comparison["nmse"] >= 0
+    gate = {g["gate"]: g for g in weights()["diagnostics"]["gates"]}["logged_spearman"]
+    assert gate["value"] == pytest.approx(comparison["spearman"])
+
+
+def test_per_day_normalization(small_data_root, default_proposal, tmp_path):
+    out = _weights(small_data_root, default_proposal, tmp_path, weights={"normalize_per": "day"})
+    frame = pd.read_parquet(out["path"])
+    for _, day in frame.groupby("dt"):
+        assert day["final_weight"].mean() == pytest.approx(1.0)
+
+
+def test_a_failing_gate_raises_with_every_gate_in_the_details(small_data_root, default_proposal,
+                                                              tmp_path):
+    with pytest.raises(WeightDiagnosticsError, match=r"ess_fraction = .* < 0\.99 \(fail\)") as e:
+        _weights(small_data_root, default_proposal, tmp_path, weights={"min_ess_fraction": 0.99})
+    assert {g["gate"] for g in e.value.details["gates"]} >= {"ess_fraction", "khat"}
+
+
+def test_a_warning_gate_is_recorded_not_raised(small_data_root, default_proposal, tmp_path):
+    d = _weights(small_data_root, default_proposal, tmp_path,
+                 weights={"gates": {"min_ess_fraction_warn": 0.99}})["diagnostics"]
+    assert {g["gate"]: g["status"] for g in d["gates"]}["ess_fraction"] == "warn"
+    assert any(m.startswith("ess_fraction") for m in d["warnings"])
