@@ -100,3 +100,9 @@ class RegistryError(IsbenchError):
     """The model registry is missing a version or alias, or a model cannot be registered."""
 
     stage = "promote"
+
+
+class ConcurrentRunError(IsbenchError):
+    """Another run of the same run date holds that date's lock."""
+
+    stage = "lock"

@@ -157,6 +157,26 @@ def read_columns_of(file: InputFile) -> list[str]:
     return list(pd.read_csv(file.path, nrows=0).columns)
 
 
+_ARROW_ALIASES = {"large_string": "string", "large_binary": "binary", "large_utf8": "string",
+                  "utf8": "string"}
+
+
+def read_schema_of(file: InputFile) -> dict[str, str]:
+    """``{column: type}`` of one input file without reading its rows (Arrow type names; for CSV,
+    the pandas dtypes inferred from its first 1000 rows)."""
+    if file.path.suffix == ".parquet":
+        try:
+            schema = pq.read_schema(file.path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise _corrupt(file, exc) from exc
+        return {f.name: _ARROW_ALIASES.get(str(f.type), str(f.type)) for f in schema}
+    try:
+        head = pd.read_csv(file.path, nrows=1000)
+    except Exception as exc:
+        raise _corrupt(file, exc) from exc
+    return {str(c): str(t) for c, t in head.dtypes.items()}
+
+
 def require_columns(file: InputFile, columns: Sequence[str], role: str) -> None:
     """Raise :class:`DataContractError` if ``file`` lacks any of ``columns``."""
     present = set(read_columns_of(file))

@@ -1,0 +1,217 @@
+"""The validate stage: schema checks, quarantine, GX suites, drift, Data Docs, profile.
+
+Wiring only: the checks' numbers come from :mod:`is_core.contract`, the suites from
+:mod:`tasks.expectations`. :func:`validate_window` reads each role's window once and writes,
+under ``<out_dir>/validation/``: ``results.json`` (every check, observed vs expected),
+``profile.json`` (the run date's day per role: the next run's reference day), ``suites/`` (the
+exact suites run, as JSON), ``data_docs/`` (GX Data Docs HTML) and, in quarantine mode,
+``quarantine/<role>.parquet`` (the dropped rows with the rules they broke).
+
+On failure the whole ``validation/`` folder is copied to
+``<output_root>/<run_date>/failures/<stamp>-validation/`` before :class:`DataValidationError` is
+raised, since the flow removes the staging folder of a failed run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from is_core import stages
+from is_core.config import IsbenchConfig
+from is_core.contract import (
+    day_profile,
+    drift_bounds,
+    local_naive_timestamps,
+    quarantine_rows,
+    row_problems,
+    schema_checks,
+    unseen_category_records,
+)
+from is_core.errors import DataValidationError
+from is_core.io import (
+    InputFile,
+    fingerprint_files,
+    read_input_files,
+    read_schema_of,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from is_core.runs import PROFILE_FILE, SCRATCH_DIR, VALIDATION_DIR, last_good_profile
+
+
+def _label(file: InputFile) -> str:
+    return f"dt={file.day.isoformat()}" if file.day else file.path.name
+
+
+def _run_date_day(frame: pd.DataFrame, run_date: dt.date) -> pd.DataFrame:
+    """The rows of the run date's own partition (the whole frame when unpartitioned)."""
+    if "dt" not in frame:
+        return frame
+    return frame.loc[frame["dt"] == run_date.isoformat()].reset_index(drop=True)
+
+
+def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
+                    ) -> dict[str, Any]:
+    """Validate every role of ``inputs`` (a :func:`is_core.stages.locate_inputs` summary).
+
+    Returns, per role: rows, evaluated, failed, success, ``results`` (one record per check),
+    ``reference_day`` and ``drift_bounds`` (None without a reference), ``quarantine`` (counts,
+    or None), ``data_docs`` (index path relative to the run folder, or None) and ``clean_input`` (in quarantine mode when
+    rows were dropped: the role's inputs entry pointing at the kept rows; see
+    :func:`inputs_after_quarantine`).
+
+    Raises
+    ------
+    DataValidationError
+        listing every failed check (role, column, rule, observed, expected, fix).
+    """
+    # Great Expectations takes seconds to import: only when validating, not with the flow module
+    from tasks.expectations import (
+        Batch,
+        build_drift_suite,
+        build_suite,
+        context_for,
+        run_batches,
+        suite_json,
+    )
+
+    vc, cols = config.validation, config.columns
+    run_date = dt.date.fromisoformat(inputs["run_date"])
+    vdir = out_dir / VALIDATION_DIR
+    vdir.mkdir(parents=True, exist_ok=True)
+    reference = (last_good_profile(config.output_root, run_date)
+                 if vc.reference_day == "last_good_run" else None)
+    ref_roles = reference[1].get("roles", {}) if reference else {}
+
+    records: list[dict[str, Any]] = []
+    frames: dict[str, pd.DataFrame] = {}
+    schemas: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for role in inputs["roles"]:
+        files = stages.input_files(inputs, role)
+        schemas[role] = [(_label(f), read_schema_of(f)) for f in files]
+        ref_schema = ref_roles.get(role, {}).get("schema")
+        records += schema_checks(schemas[role], config, role, ref_schema)
+        columns = list(inputs["roles"][role]["columns"])
+        if cols.timestamp and all(cols.timestamp in s for _, s in schemas[role]):
+            columns.append(cols.timestamp)
+        frame = read_input_files(files, columns, role=role)
+        if cols.timestamp in frame:
+            frame[cols.timestamp] = local_naive_timestamps(frame[cols.timestamp], config.timezone)
+        frames[role] = frame
+
+    quarantine: dict[str, Any] = {}
+    clean: dict[str, Any] = {}
+    if vc.mode == "quarantine":
+        for role, frame in list(frames.items()):
+            try:
+                kept, quarantine[role] = quarantine_rows(frame, config, role)
+            except DataValidationError as error:  # more bad rows than the allowed share
+                error.details["validation_dir"] = str(_keep_for_failure(config, run_date, vdir))
+                raise
+            if quarantine[role]["dropped"]:
+                clean[role] = _write_quarantine(frame, config, role, vdir, out_dir,
+                                                inputs["roles"][role], kept)
+                frames[role] = kept
+
+    if "source" in frames:
+        for role in ("target", "holdout"):
+            if role in frames:
+                records += unseen_category_records(frames["source"], frames[role], config, role)
+
+    docs_dir = vdir / "data_docs" if vc.data_docs else None
+    context = context_for(docs_dir)  # suites can only be built inside a GX context
+    batches, bounds = [], {}
+    for role, frame in frames.items():
+        batches.append(Batch(role, role, build_suite(config, role, run_date), frame))
+        if role in ref_roles:
+            bounds[role] = drift_bounds(ref_roles[role], vc)
+            batches.append(Batch(f"{role}_drift", role,
+                                 build_drift_suite(config, role, bounds[role]),
+                                 _run_date_day(frame, run_date)))
+    results = run_batches(batches, docs_dir, context)
+    for batch in batches:
+        write_json_atomic(suite_json(batch.suite), vdir / "suites" / f"{batch.suite.name}.json")
+
+    records += [r for b in batches for r in results[b.name]["results"]]
+    summary: dict[str, Any] = {}
+    for role, frame in frames.items():
+        mine = [r for r in records if r["role"] == role]
+        failed = [r for r in mine if not r["success"]]
+        summary[role] = {
+            "rows": int(len(frame)), "evaluated": len(mine), "failed": len(failed),
+            "success": not failed, "results": mine,
+            "reference_day": bounds[role]["reference_day"] if role in bounds else None,
+            "drift_bounds": bounds.get(role), "quarantine": quarantine.get(role),
+            "data_docs": f"{VALIDATION_DIR}/data_docs/index.html" if docs_dir else None,
+            "clean_input": clean.get(role),
+        }
+    write_json_atomic(summary, vdir / "results.json")
+    failures = [r for r in records if not r["success"]]
+    if failures:
+        error = DataValidationError(failures, role="/".join(
+            r for r, s in summary.items() if not s["success"]))
+        error.details["validation_dir"] = str(_keep_for_failure(config, run_date, vdir))
+        raise error
+    profile = {"run_date": run_date.isoformat(), "roles": {
+        role: day_profile(_run_date_day(frame, run_date), config, role,
+                          schema=schemas[role][-1][1] if schemas[role] else None,
+                          day=run_date.isoformat())
+        for role, frame in frames.items()}}
+    write_json_atomic(profile, vdir / PROFILE_FILE)
+    return summary
+
+
+def inputs_after_quarantine(inputs: dict[str, Any], validation: dict[str, Any]
+                            ) -> dict[str, Any]:
+    """``inputs`` with each quarantined role pointing at its kept rows (unchanged otherwise)."""
+    clean = {role: s["clean_input"] for role, s in validation.items()
+             if isinstance(s, dict) and s.get("clean_input")}
+    if not clean:
+        return inputs
+    return {**inputs, "roles": {**inputs["roles"], **clean}}
+
+
+def _write_quarantine(frame: pd.DataFrame, config: IsbenchConfig, role: str, vdir: Path,
+                      out_dir: Path, info: dict[str, Any], kept: pd.DataFrame
+                      ) -> dict[str, Any]:
+    """Keep the dropped rows for audit; write the kept rows as scratch partitions and return
+    the role's inputs entry pointing at them (same day layout: later stages read them as is)."""
+    problems = row_problems(frame, config, role)
+    bad = problems.any(axis=1)
+    rejected = frame.loc[bad].copy()
+    rejected["quarantine_rules"] = problems.loc[bad].apply(
+        lambda row: ";".join(k for k, v in row.items() if v), axis=1)
+    write_parquet_atomic(rejected, vdir / "quarantine" / f"{role}.parquet")
+    data_cols = [c for c in kept.columns if c != "dt"]
+    files: list[InputFile] = []
+    groups = kept.groupby("dt", sort=True) if "dt" in kept else [(None, kept)]
+    for day, part in groups:
+        name = f"dt={day}" if day is not None else "all"
+        path = write_parquet_atomic(part[data_cols],
+                                    out_dir / SCRATCH_DIR / "quarantine" / role / name /
+                                    "part-0.parquet")
+        files.append(InputFile(path, dt.date.fromisoformat(day) if day is not None else None))
+    return {
+        **info,
+        "files": [[str(f.path), f.day.isoformat() if f.day else None] for f in files],
+        "fingerprint": fingerprint_files(files),
+        "raw_fingerprint": info["fingerprint"],
+    }
+
+
+def _keep_for_failure(config: IsbenchConfig, run_date: dt.date, vdir: Path) -> Path:
+    """Copy ``vdir`` to ``<output_root>/<run_date>/failures/<stamp>-validation`` atomically."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    failures = Path(config.output_root) / run_date.isoformat() / "failures"
+    failures.mkdir(parents=True, exist_ok=True)
+    tmp = failures / f".{stamp}-validation.tmp"
+    shutil.copytree(vdir, tmp)
+    final = failures / f"{stamp}-validation"
+    os.replace(tmp, final)
+    return final
