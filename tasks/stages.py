@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from is_core import stages
 from is_core.config import IsbenchConfig
@@ -48,26 +52,55 @@ def load_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
 
 
 @task(name="validate", **IO_RETRIES)
-def validate_inputs(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Run the Great Expectations suite of each role; fail with every broken expectation."""
-    from tasks.expectations import validate_frame  # GX import is slow: only when validating
+def validate_inputs(config: IsbenchConfig, inputs: dict[str, Any], staging: Path | None = None
+                    ) -> dict[str, Any]:
+    """Validate every role (schema, GX suites, drift against the reference day); fail with every
+    broken expectation. Results, suites, Data Docs and the day profile go to
+    ``<staging>/validation/``; in quarantine mode the kept rows replace the inputs
+    (:func:`tasks.validation.inputs_after_quarantine`)."""
+    import tempfile
 
-    summaries = {}
-    for role in inputs["roles"]:
-        summaries[role] = validate_frame(stages.read_role(inputs, role), config, role)
+    from tasks.validation import validate_window  # GX import is slow: only when validating
+
+    logger = get_run_logger()
+    out_dir = Path(staging) if staging is not None else Path(tempfile.mkdtemp(prefix="isbench-"))
+    try:
+        summaries = validate_window(config, inputs, out_dir)
+    except DataValidationError as exc:
+        _validation_artifacts(config, exc.failures, inputs["run_date"],
+                              exc.details.get("validation_dir"))
+        raise
+    _validation_artifacts(config, [r for s in summaries.values() for r in s["results"]],
+                          inputs["run_date"], None)
+    for role, s in summaries.items():
+        if s["quarantine"] and s["quarantine"]["dropped"]:
+            q = s["quarantine"]
+            logger.warning("%s: quarantined %d of %d rows (%.2f %%): %s", role, q["dropped"],
+                           q["rows"], 100 * q["share"], q["by_rule"])
+    logger.info("validation passed: %s", {r: s["evaluated"] for r, s in summaries.items()})
+    return summaries
+
+
+def _validation_artifacts(config: IsbenchConfig, records: list[dict[str, Any]], run_date: str,
+                          failure_dir: str | None) -> None:
+    """Table artifact of every check (or every failure) and a link to the Data Docs."""
     create_table_artifact(
         key="isbench-validation",
-        table=[{"role": r, "rows": s["rows"], "expectations": s["evaluated"],
-                "failed": s["failed"], "success": s["success"]} for r, s in summaries.items()],
-        description=f"Great Expectations results, run date {inputs['run_date']}",
+        table=[{"role": r["role"], "column": r["column"], "rule": r["rule"],
+                "observed": str(r["observed"])[:120], "expected": str(r["expected"])[:120],
+                "result": "pass" if r["success"] else "FAIL"} for r in records],
+        description=f"Validation of run date {run_date}: "
+        + ("every failed check" if failure_dir else "every check, observed vs expected"),
     )
-    failures = [f for s in summaries.values() for f in s["failures"]]
-    if failures:
-        raise DataValidationError(failures, role="/".join(
-            r for r, s in summaries.items() if not s["success"]))
-    get_run_logger().info("validation passed: %s", {r: s["evaluated"] for r, s in
-                                                    summaries.items()})
-    return summaries
+    if config.validation.data_docs:
+        # a passing run's staging folder is published to <output_root>/<run_date>/
+        folder = Path(failure_dir) if failure_dir else (
+            Path(config.output_root) / run_date / "validation")
+        docs = folder / "data_docs" / "index.html"
+        create_link_artifact(key="isbench-data-docs", link=docs.resolve().as_uri(),
+                             link_text=f"Great Expectations Data Docs, run date {run_date}",
+                             description="Data Docs load their CSS from a CDN; offline, read "
+                             "the validation table of the run report instead.")
 
 
 @task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error,
