@@ -18,6 +18,7 @@ from is_core.config import IsbenchConfig
 from is_core.runs import RunFolders, run_date_for
 from tasks import promotion as promo
 from tasks import stages as t
+from tasks.validation import inputs_after_quarantine
 
 
 class StageFailed(RuntimeError):
@@ -54,12 +55,13 @@ def daily_retrain(
     """
     logger = get_run_logger()
     date = resolve_run_date(run_date, config)
-    folders = RunFolders.create(config.output_root, date)
+    folders = RunFolders.create(config.output_root, date, config.run_lock_wait_seconds)
     stage = "load"
     try:
         inputs = t.load_inputs(config, date)
         stage = "validate"
-        validation = t.validate_inputs(config, inputs)
+        validation = t.validate_inputs(config, inputs, folders.staging)
+        inputs = inputs_after_quarantine(inputs, validation)  # quarantine mode: kept rows
         stage = "fit-proposal"
         proposal = t.fit_proposal(config, inputs)
         stage = "weights"
