@@ -52,8 +52,7 @@ def build_report(
             "roles": {r: {"fingerprint": v["fingerprint"], "files": len(v["files"])}
                       for r, v in inputs["roles"].items()},
         },
-        "validation": {r: {k: v[k] for k in ("rows", "evaluated", "failed", "success")}
-                       for r, v in validation.items()},
+        "validation": validation_section(validation),
         "proposal": {k: v for k, v in proposal.items() if k not in ("path", "seconds")},
         "weights": weights["diagnostics"],
         "target_ctr": weights["target_ctr"],
@@ -188,6 +187,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for role, v in report["validation"].items():
         fp = report["inputs"]["roles"][role]["fingerprint"][:12]
         lines.append(f"| {role} | {v['rows']} | {v['evaluated']} | {v['failed']} | `{fp}` |")
+    lines += validation_markdown(report["validation"])
     lines.append("")
     return "\n".join(lines)
 
@@ -328,3 +328,57 @@ def render_html(report: dict[str, Any]) -> str:
                      subtitle=f"isbench {report['isbench_version']} · report schema "
                      f"{report['schema_version']}")
 
+
+# ---------------------------------------------------------------------------- validation
+VALIDATION_KEYS = ("rows", "evaluated", "failed", "success", "reference_day", "quarantine",
+                   "data_docs", "results")
+
+
+def validation_section(validation: dict[str, Any]) -> dict[str, Any]:
+    """Per role: counts, reference day, quarantine, Data Docs and every check (observed vs
+    expected; the fix only where a check failed)."""
+    out = {}
+    for role, v in validation.items():
+        section = {k: v[k] for k in VALIDATION_KEYS if k in v and k != "results"}
+        section["results"] = [
+            {k: r[k] for k in ("rule", "column", "observed", "expected", "success", "engine")
+             if k in r} | ({} if r.get("success") else {"fix": r.get("fix")})
+            for r in v.get("results", [])]
+        out[role] = section
+    return out
+
+
+def validation_markdown(validation: dict[str, Any]) -> list[str]:
+    """The "Validation" section of report.md: every check, observed vs expected."""
+    lines = ["", "## Validation", ""]
+    reference = {v.get("reference_day") for v in validation.values()} - {None}
+    lines.append("Drift reference day: " + (", ".join(sorted(reference)) if reference else
+                 "none (first run, or `validation.reference_day: none`)") + ".")
+    for role, v in validation.items():
+        q = v.get("quarantine")
+        if q and q.get("dropped"):
+            lines.append(f"Quarantine ({role}): dropped {q['dropped']} of {q['rows']} rows "
+                         f"({100 * q['share']:.2f} %, limit {100 * q['max_share']:.2f} %): "
+                         + ", ".join(f"{k} {n}" for k, n in q["by_rule"].items()) + ".")
+    docs = next((v["data_docs"] for v in validation.values() if v.get("data_docs")), None)
+    if docs:
+        lines.append(f"Great Expectations Data Docs: `{docs}` (styles load from a CDN).")
+    lines += ["", "<details><summary>Every check</summary>", "",
+              "| role | column | rule | observed | expected | result |",
+              "|---|---|---|---|---|---|"]
+    for role, v in validation.items():
+        for r in v.get("results", []):
+            rule = str(r["rule"]).removeprefix("expect_").replace("_", " ")
+            lines.append(f"| {role} | {r.get('column') or '(table)'} | {rule} | "
+                         f"{_cell(r['observed'])} | {_cell(r['expected'])} | "
+                         f"{'pass' if r['success'] else '**FAIL**'} |")
+    lines += ["", "</details>"]
+    return lines
+
+
+def _cell(value: Any, width: int = 80) -> str:
+    if isinstance(value, dict):
+        value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if v is not None)
+    text = _fmt(value) if isinstance(value, float) else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
