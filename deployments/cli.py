@@ -144,6 +144,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suites(args: argparse.Namespace) -> int:
+    from tasks.expectations import main as suites_main
+
+    argv = [*(["--config", args.config] if args.config else []),
+            *(["--out", args.out] if args.out else []), *(["--check"] if args.check else [])]
+    return suites_main(argv)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from deployments.schedule import serve
 
@@ -200,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multiplies every sample size (0.2 for a quick look)")
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.set_defaults(func=cmd_benchmark)
+
+    suites = sub.add_parser("suites", help="(re)generate the versioned Great Expectations "
+                            "suites under expectations/ (--check: verify they are current)")
+    suites.add_argument("--config", help="YAML/TOML config (default: built-in defaults)")
+    suites.add_argument("--out", help="folder of the suite files (default: expectations/)")
+    suites.add_argument("--check", action="store_true")
+    suites.set_defaults(func=cmd_suites)
 
     serve = sub.add_parser("serve", help="serve daily_retrain on its daily schedule")
     serve.add_argument("--config", help="YAML/TOML config")
