@@ -201,6 +201,8 @@ def compute_weights(
                               fix="use hive-partitioned inputs or normalize_per='window'")
         partition = source["dt"].to_numpy()
     final = normalize_log_weights(clip.log_w, partition)
+    # clipped SNIS intervals are bias-guarded by the unclipped ones (is_core.estimators)
+    unclipped = None if wc.clip == "none" else normalize_log_weights(log_w, partition)
     diagnostics = diagnose_weights(log_w, clip.log_w, final, wc.clip, clip.log_cap,
                                    proposal.get("domain_auc"), proposal.get("logged_comparison"))
     gates = evaluate_gates(diagnostics, WeightGates(min_ess_fraction_fail=wc.min_ess_fraction,
@@ -217,9 +219,10 @@ def compute_weights(
     estimates = {
         "naive": naive_estimate(y).to_dict(),
         "is_raw": is_estimate(y, np.exp(log_w)).to_dict(),
-        "snis": snis_estimate(y, final).to_dict(),
+        "snis": snis_estimate(y, final, w_unclipped=unclipped).to_dict(),
         "snis_bootstrap": bootstrap_estimate("snis", y, final, n_boot=200,
-                                             random_state=config.random_state).to_dict(),
+                                             random_state=config.random_state,
+                                             w_unclipped=unclipped).to_dict(),
     }
     summary = {**diagnostics.to_dict(), "clip": clip.summary(),
                "gates": [g.to_dict() for g in gates],
