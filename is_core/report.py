@@ -247,10 +247,19 @@ def _metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             ci = intervals.get(name, {}).get(m, {})
             rows.append({"model": name, "metric": m, "value": metrics[name][m],
                          "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high")})
-    for m, d in metrics.get("differences", {}).get("weighted", {}).items():
-        rows.append({"model": "weighted − unweighted", "metric": m, "value": d["value"],
-                     "ci_low": d["ci_low"], "ci_high": d["ci_high"]})
+    differences = metrics.get("differences", {}).get("weighted", {})
+    for m in METRICS:  # a fixed order: report.json is written with sorted keys
+        if m in differences:
+            d = differences[m]
+            rows.append({"model": "weighted − unweighted", "metric": m, "value": d["value"],
+                         "ci_low": d["ci_low"], "ci_high": d["ci_high"]})
     return rows
+
+
+def _role_order(item: tuple[str, Any]) -> tuple[int, str]:
+    """source, target, holdout first (report.json's keys are sorted alphabetically)."""
+    roles = ("source", "target", "holdout")
+    return (roles.index(item[0]) if item[0] in roles else len(roles), item[0])
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -277,7 +286,8 @@ def render_html(report: dict[str, Any]) -> str:
     if curves:
         series = [plots.Series(name, [b["mean_prediction"] for b in c],
                                [b["observed_ctr"] for b in c], [b["ci_low"] for b in c],
-                               [b["ci_high"] for b in c]) for name, c in curves.items()]
+                               [b["ci_high"] for b in c])
+                  for name, c in sorted(curves.items(), key=lambda kv: kv[0] != "weighted")]
         parts.append(html.section("Calibration", html.charts(plots.line_chart_svg(
             series, title="Reliability: observed CTR against mean prediction",
             x_label="mean prediction in bin", y_label="observed CTR", diagonal=True)),
@@ -313,17 +323,18 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(html.section("Importance weights", *weight_parts, anchor="weights"))
     parts.append(html.section("Target CTR estimates", html.table(
         [{"estimator": k, "value": v["value"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
-         for k, v in report["target_ctr"].items()]), anchor="target-ctr"))
+         for k, v in sorted(report["target_ctr"].items())]), anchor="target-ctr"))
     if report.get("promotion"):
         p = report["promotion"]
+        checks = [c for c in p.get("checks", []) if isinstance(c, dict)]
         parts.append(html.section("Promotion", html.paragraph(
             f"Promote: {'yes' if p.get('promote') else 'no'}. {p.get('reason', '')}"),
-            html.table([c for c in p.get("checks", []) if isinstance(c, dict)]),
+            html.table(checks, columns=sorted(checks[0]) if checks else None),
             anchor="promotion"))
     parts.append(html.section("Inputs", html.table(
         [{"role": r, "rows": v["rows"], "expectations": v["evaluated"], "failed": v["failed"],
           "fingerprint": report["inputs"]["roles"][r]["fingerprint"][:16]}
-         for r, v in report["validation"].items()]), anchor="inputs"))
+         for r, v in sorted(report["validation"].items(), key=_role_order)]), anchor="inputs"))
     return html.page(f"isbench run {report['run_date']}", *parts,
                      subtitle=f"isbench {report['isbench_version']} · report schema "
                      f"{report['schema_version']}")

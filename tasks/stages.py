@@ -20,7 +20,13 @@ from is_core import stages
 from is_core.config import IsbenchConfig
 from is_core.errors import DataValidationError, IsbenchError, WeightDiagnosticsError
 from is_core.io import write_json_atomic, write_text_atomic
-from is_core.report import build_report, metrics_table, render_markdown
+from is_core.report import (
+    build_report,
+    metrics_table,
+    render_html,
+    render_markdown,
+    weight_profile_from_file,
+)
 from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
 
 
@@ -198,11 +204,20 @@ def write_report(config: IsbenchConfig, run_date: dt.date, staging: Path,
     to report.json under ``promotion``.
     """
     report = build_report(run_date=run_date.isoformat(), config=config.model_dump(mode="json"),
-                          **parts)
+                          weight_profile=weight_profile_from_file(parts["weights"]["path"]),
+                          promotion=promotion, **parts)
     report["promotion"] = promotion
     write_json_atomic(report, staging / "report.json")
     markdown = render_markdown(report)
     write_text_atomic(markdown, staging / "report.md")
+    write_text_atomic(render_html(report), staging / "report.html")
+    # the staging folder is published as <output_root>/<run_date>/ when the run succeeds
+    html_path = (Path(config.output_root) / run_date.isoformat() / "report.html").resolve()
+    create_link_artifact(key="isbench-report-html", link=html_path.as_uri(),
+                         link_text=f"HTML report, run date {run_date}",
+                         description="Self-contained (opens offline): verdict, metrics with "
+                         "intervals, weight histogram, ESS/k-hat against the clip level, "
+                         "reliability curves")
     create_markdown_artifact(key="isbench-report", markdown=markdown,
                              description=f"isbench report, run date {run_date}")
     on = report["metrics"]["evaluated_on"]
