@@ -81,10 +81,21 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def log10_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks of a log10 axis (values are log10 of the data): decades, or 1-2-5 steps when the
+    axis spans fewer than three decades."""
+    decades = range(math.floor(lo), math.ceil(hi) + 1)
+    whole = [float(d) for d in decades if lo <= d <= hi]
+    if len(whole) >= 3:
+        return whole
+    return [d + math.log10(m) for d in decades for m in (1, 2, 5)
+            if lo <= d + math.log10(m) <= hi]
+
+
 def _fmt_tick(value: float, log10_axis: bool = False) -> str:
     if log10_axis:
         v = 10 ** value
-        return f"{v:.0e}" if v < 0.01 or v >= 1000 else f"{v:g}"
+        return f"{v:.0e}" if v < 0.01 or v >= 1000 else f"{float(f'{v:.2g}'):g}"
     return f"{value:.3g}"
 
 
@@ -96,7 +107,8 @@ def _frame(axes: _Axes, title: str, x_label: str, y_label: str, log10_x: bool = 
         y = axes.py(t)
         e.append(f'<line x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         e.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt_tick(t)}</text>')
-    for t in nice_ticks(*axes.x_range, count=6):
+    x_ticks = log10_ticks(*axes.x_range) if log10_x else nice_ticks(*axes.x_range, count=6)
+    for t in x_ticks:
         x = axes.px(t)
         e.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 4}" class="axis"/>')
         e.append(f'<text x="{x:.1f}" y="{bottom + 17}" text-anchor="middle">'

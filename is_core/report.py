@@ -310,11 +310,14 @@ def render_html(report: dict[str, Any]) -> str:
             plots.histogram_svg(h["log10_edges"], {"raw": h["raw"], "final": h["final"]},
                                 title="Importance weights (log scale)", x_label="weight",
                                 log10_x=True),
-            plots.line_chart_svg([plots.Series("ESS / n", x, [s["ess_fraction"] for s in sweep]),
-                                  plots.Series("k̂", x, [s["khat"] for s in sweep])],
-                                 title="ESS/n and Pareto k̂ against the clip level",
-                                 x_label="cap at this percentile of the raw weights",
-                                 y_label="value", reference_y=0.7)))
+            plots.line_chart_svg([plots.Series("ESS / n", x, [s["ess_fraction"] for s in sweep])],
+                                 title="ESS/n against the clip level",
+                                 x_label="cap at this percentile of the raw weights (100 = none)",
+                                 y_label="Kish ESS / n"),
+            plots.line_chart_svg([plots.Series("k̂", x, [s["khat"] for s in sweep])],
+                                 title="Pareto k̂ against the clip level",
+                                 x_label="cap at this percentile of the raw weights (100 = none)",
+                                 y_label="k̂ of the capped weights", reference_y=0.7)))
         weight_parts.append(html.paragraph(
             "k̂ above 0.7 (dashed line) means the weights' tail is too heavy for a reliable "
             "importance-sampling estimate (Vehtari et al., Pareto smoothed importance sampling); "
