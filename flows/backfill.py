@@ -7,8 +7,9 @@ promotion gate's recency check lets each newer date challenge the champion of th
 A failed date does not stop the others; the backfill fails at the end, naming every failed date.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: a served flow run rebuilds its parameter model
+# from the function's globals, which (pickled by value) lack names used only in annotations;
+# real annotations need no rebuild.
 import datetime as dt
 from typing import Any
 

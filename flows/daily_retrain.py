@@ -5,8 +5,9 @@ Outputs are written into a staging folder and published to ``runs/<run_date>/`` 
 stage succeeded; a failed run leaves earlier outputs untouched and writes a failure record.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: a served flow run rebuilds its parameter model
+# from the function's globals, which (pickled by value) lack names used only in annotations;
+# real annotations need no rebuild.
 import datetime as dt
 from typing import Any
 

@@ -44,7 +44,7 @@ def render_decision(decision: dict[str, Any]) -> str:
         f"Metric `{decision['metric']}` ({direction} is better), tolerance "
         f"{decision['tolerance']}, on `{decision['evaluated_on']}` ({decision['n']} rows).",
         "",
-        "| model | version | run date | " + decision["metric"] + " | logloss | AUC |",
+        "| model | version | run date | logloss | AUC | calibration ratio |",
         "|---|---|---|---|---|---|",
     ]
     for role, info in (("challenger", decision["challenger"]), ("champion", champ)):
@@ -53,7 +53,7 @@ def render_decision(decision: dict[str, Any]) -> str:
             continue
         m = info["metrics"]
         lines.append(f"| {role} | v{info['version']} | {info['run_date']} | "
-                     f"{info['value']:.6f} | {m['logloss']:.6f} | {m['auc']:.4f} |")
+                     f"{m['logloss']:.6f} | {m['auc']:.4f} | {m['calibration_ratio']:.4f} |")
     diff = decision.get("logloss_difference")
     if diff:
         lines += ["", f"Paired logloss difference (challenger − champion): {diff['value']:+.6f}, "
