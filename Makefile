@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test install lint lock clean
+.PHONY: demo test install browser lint lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,21 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/isbench demo
 
+## browser: Debian's chromium for the headless-browser tests, installed when missing and root
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser tests (about a minute)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	else \
+	  echo "chromium is missing and this is not root: the browser tests will skip" \
+	       "(with CI=true they fail)"; \
+	fi
+
 ## test: the full test suite, slow end-to-end tests included
-test: install
+test: install browser
 	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest
 
 lint: install
