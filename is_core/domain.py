@@ -18,8 +18,10 @@ documented in :func:`_isotonic_logit`).
 (standardized values: a log-linear ratio, exact for a mean shift), ``"quadratic"`` (values and
 their squares: exact for a Gaussian variance shift), ``"spline"`` (cubic B-splines with quantile
 knots, extrapolated linearly so weights do not explode off the data: an additive non-linear
-ratio), or ``"auto"``: cross-fit ``linear`` and ``quadratic`` and keep the one with the lower
-out-of-fold log-loss (honest model selection: each candidate is scored on rows it never saw).
+ratio), or ``"auto"``: cross-fit ``linear`` and ``quadratic`` and keep the simplest whose
+out-of-fold log-loss is within one standard error of the best (honest model selection: each
+candidate is scored on rows it never saw; the one-SE rule keeps the linear basis unless the
+quadratic one is detectably better).
 ``"xgboost"``: gradient-boosted trees with native categoricals; its raw margins are usually
 over-confident, hence ``calibration``.
 
@@ -168,15 +170,14 @@ class DomainClassifierRatio(BaseEstimator):
                                      random_state=self.random_state).split(X, y))
         candidates = AUTO_BASES if (self.learner == "logistic" and self.numeric_basis == "auto"
                                     ) else (self.numeric_basis,)
-        self.basis_log_loss_ = {}
-        best = None
+        fits = {}
         for basis in candidates:
             raw, estimators = self._crossfit(basis, X, y, folds)
-            loss = float(np.mean(np.logaddexp(0.0, raw) - y * raw))
-            self.basis_log_loss_[basis] = loss
-            if best is None or loss < best[0]:
-                best = (loss, basis, raw, estimators)
-        _, self.numeric_basis_, raw, self.estimators_ = best
+            fits[basis] = (np.logaddexp(0.0, raw) - y * raw, raw, estimators)
+        self.basis_log_loss_ = {b: float(f[0].mean()) for b, f in fits.items()}
+        self.numeric_basis_ = _one_standard_error_choice(
+            candidates, {b: f[0] for b, f in fits.items()})
+        _, raw, self.estimators_ = fits[self.numeric_basis_]
         logit = raw.copy()
         if self.calibration is not None:
             for _, test_idx in folds:
@@ -333,6 +334,20 @@ class DomainClassifierRatio(BaseEstimator):
                     fix="impute or drop them upstream; validation should have caught this",
                     details={"role": role, "columns": cols},
                 )
+
+
+def _one_standard_error_choice(candidates: tuple[str, ...], row_loss: dict[str, np.ndarray]
+                               ) -> str:
+    """The simplest candidate whose out-of-fold log-loss is within one standard error of the
+    best (the standard error of the paired per-row loss difference): Breiman's one-SE rule,
+    so that the richer basis is used only when it is detectably better, not by noise."""
+    best = min(candidates, key=lambda b: row_loss[b].mean())
+    for basis in candidates:  # ordered from simplest
+        diff = row_loss[basis] - row_loss[best]
+        se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else 0.0
+        if diff.mean() <= se:
+            return basis
+    return best
 
 
 def _with_squares(x: np.ndarray) -> np.ndarray:
