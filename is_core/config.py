@@ -115,6 +115,11 @@ class ProposalConfig(_Strict):
         "e.g. 1/(items x positions) for uniform exploration. With logged propensities on the "
         "source it gives exact policy weights, compared with the estimated ones in the "
         "diagnostics (or used as the weights with learner='logged_propensity').")
+    context_features: list[str] | None = Field(
+        None, description="learner='logged_propensity' only: context (user) columns whose "
+        "source/target shift is estimated by the domain classifier and multiplied into the "
+        "logged policy weights, w = p(u)/q(u) * pi_1/pi_0. None: the context is assumed "
+        "unshifted.")
 
 
 class WeightGatesConfig(_Strict):

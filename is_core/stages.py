@@ -132,14 +132,27 @@ def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path) -
                                              pc.target_propensity, cols.logging_propensity)
     source = read_role(inputs, "source", cols.features)
     target = read_role(inputs, "target", cols.features)
-    model = DomainClassifierRatio(
-        numeric=cols.numeric, categorical=cols.categorical,
-        learner="logistic" if pc.learner == "logged_propensity" else pc.learner,
-        n_folds=pc.n_folds, calibration=pc.calibration, numeric_basis=pc.numeric_basis,
-        C=pc.C, max_categories=pc.max_categories, n_estimators=pc.n_estimators,
-        max_depth=pc.max_depth, n_jobs=config.train.n_jobs, random_state=config.random_state,
-    ).fit(source, target)
+
+    def domain_model(numeric: list[str], categorical: list[str]) -> DomainClassifierRatio:
+        return DomainClassifierRatio(
+            numeric=numeric, categorical=categorical,
+            learner="logistic" if pc.learner == "logged_propensity" else pc.learner,
+            n_folds=pc.n_folds, calibration=pc.calibration, numeric_basis=pc.numeric_basis,
+            C=pc.C, max_categories=pc.max_categories, n_estimators=pc.n_estimators,
+            max_depth=pc.max_depth, n_jobs=config.train.n_jobs,
+            random_state=config.random_state,
+        ).fit(source, target)
+
+    model = domain_model(cols.numeric, cols.categorical)
     estimated = model.log_ratio_source_
+    if pc.learner == "logged_propensity" and pc.context_features:
+        unknown = [c for c in pc.context_features if c not in cols.features]
+        if unknown:
+            raise ConfigError(f"proposal.context_features {unknown} are not feature columns",
+                              fix="list columns of columns.numeric/categorical")
+        context = domain_model([c for c in cols.numeric if c in pc.context_features],
+                               [c for c in cols.categorical if c in pc.context_features])
+        logged = logged + context.log_ratio_source_  # p(u)/q(u) * pi_1/pi_0
     table = {"row_id": np.arange(len(source), dtype=np.int64),
              "log_w": logged if pc.learner == "logged_propensity" else estimated}
     comparison = None
