@@ -112,6 +112,8 @@ def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
             try:
                 kept, quarantine[role] = quarantine_rows(frame, config, role)
             except DataValidationError as error:  # more bad rows than the allowed share
+                write_json_atomic({role: {"success": False, "results": error.failures}},
+                                  vdir / "results.json")
                 error.details["validation_dir"] = str(_keep_for_failure(config, run_date, vdir))
                 raise
             if quarantine[role]["dropped"]:
