@@ -127,7 +127,12 @@ def metrics_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name in ("weighted", "unweighted"):
         m = report["metrics"][name]
+        ci = report["metrics"].get("intervals", {}).get(name, {}).get("logloss")
         rows.append({"model": name, "auc": round(m["auc"], 5), "logloss": round(m["logloss"], 6),
+                     "logloss_95ci": (f"[{ci['ci_low']:.5f}, {ci['ci_high']:.5f}]" if ci
+                                      else "n/a"),
+                     "ne": round(m["ne"], 5) if "ne" in m else None,
+                     "ece": round(m["ece"], 6) if "ece" in m else None,
                      "calibration_ratio": round(m["calibration_ratio"], 4),
                      "mean_prediction": round(m["mean_prediction"], 6),
                      "observed_ctr": round(m["observed_ctr"], 6), "n": m["n"]})
@@ -146,8 +151,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Models",
         "",
-        "| model | AUC | logloss | calibration ratio | mean prediction | observed CTR | n |",
-        "|---|---|---|---|---|---|---|",
+        "| model | AUC | logloss | logloss 95 % CI | NE | ECE | calibration ratio | "
+        "mean prediction | observed CTR | n |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in metrics_table(report):
         lines.append("| " + " | ".join(_fmt(v) for v in row.values()) + " |")
