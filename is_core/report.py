@@ -344,6 +344,7 @@ def render_html(report: dict[str, Any]) -> str:
         [{"role": r, "rows": v["rows"], "expectations": v["evaluated"], "failed": v["failed"],
           "fingerprint": report["inputs"]["roles"][r]["fingerprint"][:16]}
          for r, v in sorted(report["validation"].items(), key=_role_order)]), anchor="inputs"))
+    parts.append(validation_html(report["validation"]))
     return html.page(f"isbench run {report['run_date']}", *parts,
                      subtitle=f"isbench {report['isbench_version']} · report schema "
                      f"{report['schema_version']}")
@@ -374,7 +375,7 @@ def validation_markdown(validation: dict[str, Any]) -> list[str]:
     reference = {v.get("reference_day") for v in validation.values()} - {None}
     lines.append("Drift reference day: " + (", ".join(sorted(reference)) if reference else
                  "none (first run, or `validation.reference_day: none`)") + ".")
-    for role, v in validation.items():
+    for role, v in sorted(validation.items(), key=_role_order):
         q = v.get("quarantine")
         if q and q.get("dropped"):
             lines.append(f"Quarantine ({role}): dropped {q['dropped']} of {q['rows']} rows "
@@ -386,7 +387,7 @@ def validation_markdown(validation: dict[str, Any]) -> list[str]:
     lines += ["", "<details><summary>Every check</summary>", "",
               "| role | column | rule | observed | expected | result |",
               "|---|---|---|---|---|---|"]
-    for role, v in validation.items():
+    for role, v in sorted(validation.items(), key=_role_order):
         for r in v.get("results", []):
             rule = str(r["rule"]).removeprefix("expect_").replace("_", " ")
             lines.append(f"| {role} | {r.get('column') or '(table)'} | {rule} | "
@@ -396,9 +397,29 @@ def validation_markdown(validation: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cell(value: Any, width: int = 80) -> str:
+def _cell(value: Any, width: int = 80, markdown: bool = True) -> str:
     if isinstance(value, dict):
-        value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if v is not None)
+        value = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(value.items()) if v is not None)
     text = _fmt(value) if isinstance(value, float) else str(value)
-    text = text.replace("|", "\\|").replace("\n", " ")
+    text = text.replace("\n", " ")
+    if markdown:
+        text = text.replace("|", "\\|")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def validation_html(validation: dict[str, Any]) -> str:
+    """The "Validation" section of report.html: every check, observed vs expected (Data Docs
+    style themselves from a CDN, so offline this table is the readable record)."""
+    notes = [line for line in validation_markdown(validation)[3:] if line and not
+             line.startswith(("|", "<", "</"))]
+    rows = [{"role": role, "column": r.get("column") or "(table)",
+             "rule": str(r["rule"]).removeprefix("expect_").replace("_", " "),
+             "observed": _cell(r["observed"], 120, markdown=False),
+             "expected": _cell(r["expected"], 120, markdown=False),
+             "result": "pass" if r["success"] else "FAIL"}
+            for role, v in sorted(validation.items(), key=_role_order)
+            for r in v.get("results", [])]
+    return html.section(
+        "Validation", *(html.paragraph(n.replace("`", ""), "note") for n in notes),
+        f"<details><summary>Every check ({len(rows)})</summary>{html.table(rows)}</details>",
+        anchor="validation")

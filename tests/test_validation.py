@@ -279,6 +279,8 @@ class TestQuarantinedRun:
         assert "## Validation" in markdown and "Quarantine (source): dropped 60 of 12000" in (
             markdown)
         assert (run_dir / "validation" / "data_docs" / "index.html").is_file()
+        page = (run_dir / "report.html").read_text()
+        assert 'id="validation"' in page and "propensity_range:logging_propensity 20" in page
         assert (run_dir / "validation" / "profile.json").is_file()
         checks = report["validation"]["source"]["results"]
         assert len(checks) == report["validation"]["source"]["evaluated"] > 40
