@@ -120,6 +120,8 @@ def main() -> None:
           f"(verdict: {result['verdict']['text'][:60]}...)")
     share = (in_flow if in_flow is not None else alone) / flow_seconds
     print(f"validation share of daily_retrain:    {100 * share:8.2f} %  (target <= 10 %)")
+    print(f"machine: {os.cpu_count()} CPUs; 1-min load average at the end {os.getloadavg()[0]:.1f}"
+          " (other processes on the machine slow the flow and the validation alike)")
 
 
 if __name__ == "__main__":
