@@ -62,9 +62,9 @@ def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
 
     Returns, per role: rows, evaluated, failed, success, ``results`` (one record per check),
     ``reference_day`` and ``drift_bounds`` (None without a reference), ``quarantine`` (counts,
-    or None), ``data_docs`` (index path relative to the run folder, or None) and ``clean_input`` (in quarantine mode when
-    rows were dropped: the role's inputs entry pointing at the kept rows; see
-    :func:`inputs_after_quarantine`).
+    or None), ``data_docs`` (index path relative to the run folder, or None) and
+    ``clean_input`` (in quarantine mode when rows were dropped: the role's inputs entry
+    pointing at the kept rows; see :func:`inputs_after_quarantine`).
 
     Raises
     ------
