@@ -87,7 +87,7 @@ def daily_retrain(
         with transaction():
             if decision is not None and decision["promote"]:
                 stage = "promote"
-                promo.switch_champion(config, decision)
+                promo.switch_champion(config, decision, folders.staging, folders.final)
                 stage = "publish"
             final = folders.publish()
     except Exception as exc:

@@ -8,6 +8,7 @@ The idea is MLflow's model registry with aliases, reduced to files::
       versions/000001/version.json     the version card: digest, run date, where it came from
       aliases/champion.json            which version is the champion, since when, and over what
       history.jsonl                    one line per alias change (set, restore), append-only
+      switch-in-progress.json          journal of an alias switch not yet committed (see below)
       .lock                            an advisory lock (``fcntl.flock``) held by every writer
 
 A version's identity is the SHA-256 of its model and metadata bytes (:func:`model_digest`), so
@@ -17,8 +18,16 @@ inputs and config never creates a second version. Versions are immutable once wr
 Every write is atomic: a new version is assembled in ``.incoming/`` and renamed into
 ``versions/``; an alias file is replaced with ``os.replace``. A crash therefore never leaves a
 half-written version or alias visible. No Prefect here: the promotion task wraps
-:meth:`ModelRegistry.set_alias` in a Prefect transaction whose rollback restores the previous
+:meth:`ModelRegistry.begin_switch` in a Prefect transaction whose rollback restores the previous
 alias with :meth:`ModelRegistry.restore_alias`.
+
+A rollback hook cannot run when the process is killed (SIGKILL, OOM, power loss) between the
+alias switch and the publication of its run. So a switch is journaled: :meth:`begin_switch`
+writes ``switch-in-progress.json`` (previous alias record, the switching process, and a *commit
+marker* file with a random token that the run publishes with its folder) before it moves the
+alias, and :meth:`end_switch` removes it after the publication. :meth:`recover`, called before
+every promotion decision and by ``isbench registry``, finishes a journal left by a dead
+process: marker published → the switch stands; marker absent → the previous alias is restored.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -43,6 +53,7 @@ from is_core.io import write_json_atomic, write_text_atomic
 CHAMPION = "champion"
 MODEL_FILE = "model.ubj"
 VERSION_CARD = "version.json"
+JOURNAL_FILE = "switch-in-progress.json"
 _VERSION_WIDTH = 6
 
 
@@ -219,14 +230,79 @@ class ModelRegistry:
         """
         target = self.get(version)
         with self._locked():
-            before = self.alias(alias)
-            if before is not None and before.version == target.version:
-                return before, before
-            after = AliasRecord(alias=alias, version=target.version, set_at=_now(),
-                                previous=before.version if before else None, reason=reason)
-            write_json_atomic(after.to_dict(), self._alias_path(alias))
-            self._log({"event": "set", **after.to_dict()})
+            return self._set_alias_locked(target, alias, reason)
+
+    def _set_alias_locked(self, target: ModelVersion, alias: str, reason: str
+                          ) -> tuple[AliasRecord | None, AliasRecord]:
+        before = self.alias(alias)
+        if before is not None and before.version == target.version:
+            return before, before
+        after = AliasRecord(alias=alias, version=target.version, set_at=_now(),
+                            previous=before.version if before else None, reason=reason)
+        write_json_atomic(after.to_dict(), self._alias_path(alias))
+        self._log({"event": "set", **after.to_dict()})
         return before, after
+
+    # ------------------------------------------------------------------ journaled switches
+    def begin_switch(self, version: str, commit_marker: str | Path, alias: str = CHAMPION,
+                     reason: str = "") -> tuple[AliasRecord | None, AliasRecord, str]:
+        """Journal, then point ``alias`` at ``version``; return (before, after, token).
+
+        The switch counts as committed once a file ``commit_marker`` holding ``token`` exists
+        (the caller writes it into its staging folder so that it appears with the published
+        run), or once :meth:`end_switch` is called.
+        """
+        target = self.get(version)
+        token = uuid.uuid4().hex
+        with self._locked():
+            self._recover_locked()
+            before = self.alias(alias)
+            write_json_atomic({
+                "alias": alias, "version": target.version,
+                "previous": before.to_dict() if before else None,
+                "commit_marker": str(Path(commit_marker).resolve()), "token": token,
+                "pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
+            }, self.root / JOURNAL_FILE)
+            before, after = self._set_alias_locked(target, alias, reason)
+        return before, after, token
+
+    def end_switch(self) -> None:
+        """The switch's run is published: drop the journal."""
+        with self._locked():
+            (self.root / JOURNAL_FILE).unlink(missing_ok=True)
+
+    def abort_switch(self, record: AliasRecord | None, alias: str = CHAMPION,
+                     reason: str = "rollback") -> None:
+        """Restore ``record`` (see :meth:`restore_alias`) and drop the journal."""
+        with self._locked():
+            self._restore_locked(record, alias, reason)
+            (self.root / JOURNAL_FILE).unlink(missing_ok=True)
+
+    def recover(self) -> str | None:
+        """Finish a switch journaled by a process that died; return what was done.
+
+        ``"committed"`` (its run was published), ``"rolled back"`` (previous alias restored),
+        ``"in progress"`` (its process is alive), or ``None`` (no journal).
+        """
+        with self._locked():
+            return self._recover_locked()
+
+    def _recover_locked(self) -> str | None:
+        path = self.root / JOURNAL_FILE
+        if not path.is_file():
+            return None
+        journal = json.loads(path.read_text())
+        if journal["host"] == socket.gethostname() and _alive(journal["pid"]):
+            return "in progress"
+        marker = Path(journal["commit_marker"])
+        committed = marker.is_file() and marker.read_text().strip() == journal["token"]
+        if not committed:
+            previous = journal["previous"]
+            self._restore_locked(AliasRecord(**previous) if previous else None,
+                                 journal["alias"], reason="recovered: the switching run "
+                                 f"(pid {journal['pid']}) died before publishing")
+        path.unlink()
+        return "committed" if committed else "rolled back"
 
     def restore_alias(self, record: AliasRecord | None, alias: str = CHAMPION,
                       reason: str = "rollback") -> None:
@@ -235,14 +311,17 @@ class ModelRegistry:
         Used by the promotion rollback hook; writing the same record twice is harmless.
         """
         with self._locked():
-            path = self._alias_path(alias)
-            if record is None:
-                path.unlink(missing_ok=True)
-            else:
-                write_json_atomic(record.to_dict(), path)
-            self._log({"event": "restore", "alias": alias,
-                       "version": record.version if record else None, "reason": reason,
-                       "at": _now()})
+            self._restore_locked(record, alias, reason)
+
+    def _restore_locked(self, record: AliasRecord | None, alias: str, reason: str) -> None:
+        path = self._alias_path(alias)
+        if record is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_json_atomic(record.to_dict(), path)
+        self._log({"event": "restore", "alias": alias,
+                   "version": record.version if record else None, "reason": reason,
+                   "at": _now()})
 
     def history(self) -> list[dict[str, Any]]:
         """Every alias change, oldest first."""
@@ -266,6 +345,19 @@ def _folder_name(version: str) -> str:
         raise RegistryError(f"model version {version!r} is not a number",
                             fix="versions are 1, 2, 3, ...")
     return str(int(version)).zfill(_VERSION_WIDTH)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (the current process counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _now() -> str:

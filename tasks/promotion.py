@@ -10,7 +10,10 @@ the switch inside a Prefect transaction together with the publication of the run
 
 If anything in that block raises, the transaction rolls back and the switch's rollback hook
 (:func:`restore_previous_champion`) puts the previous alias record back, so a failed promotion
-or publication never leaves a new champion behind.
+or publication never leaves a new champion behind. A process killed inside the block cannot run
+the hook; the registry's switch journal covers that case (:meth:`ModelRegistry.recover`, run
+before every decision): the switch stands only if the run folder was published with the
+switch's commit marker.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from prefect.transactions import Transaction, get_transaction
 
 from is_core import promotion
 from is_core.config import IsbenchConfig
+from is_core.io import write_text_atomic
 from is_core.registry import AliasRecord, ModelRegistry
 from tasks.stages import IO_RETRIES
 
 PROMOTION_ARTIFACT = "isbench-promotion"
+COMMIT_MARKER = ".champion-switch"
+"""Written into the run's staging folder; its presence in the published folder commits a
+journaled alias switch (see :mod:`is_core.registry`)."""
 
 
 def render_decision(decision: dict[str, Any]) -> str:
@@ -70,6 +77,10 @@ def promotion_gate(config: IsbenchConfig, inputs: dict[str, Any], validation: di
                    weights: dict[str, Any], models: dict[str, Any], staging: Path
                    ) -> dict[str, Any]:
     """Register today's model; re-score the champion on today's holdout; decide."""
+    recovered = promotion.registry_for(config).recover()
+    if recovered not in (None, "in progress"):
+        get_run_logger().warning("an earlier run died while switching the champion: its "
+                                 "switch was %s", recovered)
     decision = promotion.evaluate_promotion(config, inputs, validation, weights, models, staging)
     create_markdown_artifact(key=PROMOTION_ARTIFACT, markdown=render_decision(decision),
                              description=f"Champion/challenger decision, run date "
@@ -79,18 +90,23 @@ def promotion_gate(config: IsbenchConfig, inputs: dict[str, Any], validation: di
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def switch_champion(config: IsbenchConfig, decision: dict[str, Any]) -> dict[str, Any]:
+def switch_champion(config: IsbenchConfig, decision: dict[str, Any], staging: Path,
+                    final: Path) -> dict[str, Any]:
     """Point the ``champion`` alias at the challenger (no-op when it already is).
 
-    Must run inside a transaction: the rollback hook restores the alias record found here.
+    Must run inside a transaction, before ``staging`` is published as ``final``: the rollback
+    hook restores the alias record found here, the commit hook closes the switch's journal.
     """
     registry = promotion.registry_for(config)
     version = decision["challenger"]["version"]
-    before, after = registry.set_alias(version, reason=decision["reason"])
+    before, after, token = registry.begin_switch(version, commit_marker=final / COMMIT_MARKER,
+                                                 reason=decision["reason"])
+    write_text_atomic(token, Path(staging) / COMMIT_MARKER)
     txn = get_transaction()
     if txn is not None:
         txn.set("registry_root", str(registry.root))
         txn.set("previous_champion", before.to_dict() if before else None)
+        txn.set("commit_marker", str(Path(final) / COMMIT_MARKER))
     get_run_logger().info("champion: v%s (was %s)", after.version,
                           f"v{before.version}" if before else "none")
     return {"champion": after.version, "previous": before.version if before else None}
@@ -101,8 +117,15 @@ def restore_previous_champion(txn: Transaction) -> None:
     """Rollback hook: put the alias back as it was before :func:`switch_champion`."""
     previous = txn.get("previous_champion", None)
     registry = ModelRegistry(txn.get("registry_root"))
-    registry.restore_alias(AliasRecord(**previous) if previous else None,
-                           reason="promotion rolled back")
+    registry.abort_switch(AliasRecord(**previous) if previous else None,
+                          reason="promotion rolled back")
     if txn.logger is not None:
         txn.logger.warning("promotion rolled back: champion restored to %s",
                            f"v{previous['version']}" if previous else "none")
+
+
+@switch_champion.on_commit
+def close_switch_journal(txn: Transaction) -> None:
+    """Commit hook: the run is published, so the switch stands; drop its journal and marker."""
+    ModelRegistry(txn.get("registry_root")).end_switch()
+    Path(txn.get("commit_marker")).unlink(missing_ok=True)

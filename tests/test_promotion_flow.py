@@ -11,7 +11,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 
 from flows.daily_retrain import StageFailed, daily_retrain
-from is_core.registry import ModelRegistry
+from is_core.registry import JOURNAL_FILE, ModelRegistry
 from is_core.runs import RunFolders
 from tests.conftest import RUN_DATE, small_config
 
@@ -53,6 +53,9 @@ class TestFirstRun:
         assert registry.champion().version == decision["challenger"]["version"] == "1"
         assert (registry.champion().model_path.read_bytes()
                 == (run_dir / "model.ubj").read_bytes())
+        # the switch was committed: no journal left, no commit marker in the run folder
+        assert not (registry.root / JOURNAL_FILE).exists()
+        assert not (run_dir / ".champion-switch").exists()
 
     def test_decision_numbers_are_the_evaluation_numbers(self, champion_run):
         _, _, run_dir, _ = champion_run
@@ -136,6 +139,7 @@ class TestChallenger:
         with pytest.raises(StageFailed, match=r"stage 'publish'.*No space left"):
             daily_retrain(config=other, run_date=RUN_DATE)
         assert registry.alias() == champion_before
+        assert not (registry.root / JOURNAL_FILE).exists()
         events = registry.history()
         assert [e["event"] for e in events[-2:]] == ["set", "restore"]
         assert events[-2]["version"] != champion_before.version

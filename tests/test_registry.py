@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
 from is_core.errors import RegistryError
-from is_core.registry import CHAMPION, ModelRegistry, model_digest
+from is_core.registry import CHAMPION, JOURNAL_FILE, ModelRegistry, model_digest
 
 
 def fake_model(folder: Path, payload: bytes, meta: dict | None = None) -> Path:
@@ -121,3 +122,75 @@ class TestChampionAlias:
     def test_alias_names_cannot_escape_the_registry(self, tmp_path):
         with pytest.raises(RegistryError, match="invalid alias"):
             ModelRegistry(tmp_path).alias("../x")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def journal_of_dead_process(registry: ModelRegistry) -> None:
+    """Make the pending switch look as if its process had been SIGKILLed."""
+    path = registry.root / JOURNAL_FILE
+    journal = json.loads(path.read_text())
+    journal["pid"] = dead_pid()
+    path.write_text(json.dumps(journal))
+
+
+class TestSwitchJournal:
+    """A process killed between the alias switch and its run's publication (no rollback hook
+    runs) must not leave a new champion behind."""
+
+    @pytest.fixture
+    def registry_with_champion(self, tmp_path):
+        registry = ModelRegistry(tmp_path / "registry")
+        v1, _ = registry.register(fake_model(tmp_path / "a", b"1"))
+        v2, _ = registry.register(fake_model(tmp_path / "b", b"2"))
+        registry.set_alias(v1.version)
+        return registry, v2
+
+    def test_killed_before_publication_is_rolled_back(self, registry_with_champion, tmp_path):
+        registry, v2 = registry_with_champion
+        before, after, _ = registry.begin_switch(v2.version, tmp_path / "run" / ".marker")
+        assert registry.champion() == v2
+        journal_of_dead_process(registry)
+        assert registry.recover() == "rolled back"
+        assert registry.alias() == before and not (registry.root / JOURNAL_FILE).exists()
+
+    def test_killed_after_publication_keeps_the_switch(self, registry_with_champion, tmp_path):
+        registry, v2 = registry_with_champion
+        marker = tmp_path / "run" / ".marker"
+        _, after, token = registry.begin_switch(v2.version, marker)
+        marker.parent.mkdir()
+        marker.write_text(token)
+        journal_of_dead_process(registry)
+        assert registry.recover() == "committed"
+        assert registry.alias() == after
+
+    def test_stale_marker_of_an_earlier_run_does_not_commit(self, registry_with_champion,
+                                                            tmp_path):
+        registry, v2 = registry_with_champion
+        marker = tmp_path / "run" / ".marker"
+        marker.parent.mkdir()
+        marker.write_text("token-of-an-earlier-run")
+        before, _, _ = registry.begin_switch(v2.version, marker)
+        journal_of_dead_process(registry)
+        assert registry.recover() == "rolled back" and registry.alias() == before
+
+    def test_switch_of_a_live_process_is_left_alone(self, registry_with_champion, tmp_path):
+        registry, v2 = registry_with_champion
+        registry.begin_switch(v2.version, tmp_path / "run" / ".marker")
+        assert registry.recover() == "in progress"  # this very process is alive
+        assert registry.champion() == v2
+        registry.end_switch()
+        assert registry.recover() is None and registry.champion() == v2
+
+    def test_next_switch_recovers_a_dead_one_first(self, registry_with_champion, tmp_path):
+        registry, v2 = registry_with_champion
+        before, _, _ = registry.begin_switch(v2.version, tmp_path / "run" / ".marker")
+        journal_of_dead_process(registry)
+        v3, _ = registry.register(fake_model(tmp_path / "c", b"3"))
+        _, after, _ = registry.begin_switch(v3.version, tmp_path / "run3" / ".marker")
+        assert after.previous == before.version  # v2's dead switch was undone first
