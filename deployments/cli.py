@@ -110,8 +110,11 @@ def cmd_registry(args: argparse.Namespace) -> int:
     from is_core.promotion import registry_for
 
     registry = registry_for(_config(args.config))
+    recovered = registry.recover()  # finish a switch whose process died
     champion = registry.alias()
     print(f"registry {registry.root.resolve()}")
+    if recovered:
+        print(f"a champion switch was pending: {recovered}")
     for version in registry.versions():
         mark = "  <- champion" if champion and champion.version == version.version else ""
         print(f"v{version.version}  run date {version.run_date}  {version.digest[:12]}  "
