@@ -204,9 +204,16 @@ class TestOtherChecks:
 # ---------------------------------------------------------------------------- GX suites
 class TestSuites:
     def test_versioned_suites_are_current(self):
+        from deployments.cli import main
+
+        assert main(["suites", "--check"]) == 0  # = python -m tasks.expectations --check
+
+    def test_check_notices_a_stale_suite_file(self, tmp_path):
         from tasks.expectations import main
 
-        assert main(["--check"]) == 0
+        assert main(["--out", str(tmp_path)]) == 0
+        (tmp_path / "isbench_holdout.json").write_text("{}")
+        assert main(["--out", str(tmp_path), "--check"]) == 1
 
     def test_suite_covers_the_contract(self):
         from tasks.expectations import build_suite, context_for
@@ -284,3 +291,18 @@ class TestQuarantinedRun:
         assert (run_dir / "validation" / "profile.json").is_file()
         checks = report["validation"]["source"]["results"]
         assert len(checks) == report["validation"]["source"]["evaluated"] > 40
+        self._assert_artifacts(run_dir)
+
+    @staticmethod
+    def _assert_artifacts(run_dir: Path) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        with get_client(sync_client=True) as client:
+            table = client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["isbench-validation"])))
+            link = client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["isbench-data-docs"])))
+        assert table and link
+        uri = (run_dir / "validation" / "data_docs" / "index.html").resolve().as_uri()
+        assert any(uri in str(a.data) for a in link), [a.data for a in link]
