@@ -144,3 +144,65 @@ class TestChallenger:
         assert [e["event"] for e in events[-2:]] == ["set", "restore"]
         assert events[-2]["version"] != champion_before.version
         assert (run_dir / "report.json").read_bytes() == report_before
+
+
+KILL_DURING_PUBLISH = """
+import json, os, signal, sys
+from is_core.config import IsbenchConfig
+from is_core.runs import RunFolders
+from flows.daily_retrain import daily_retrain
+from tests.conftest import RUN_DATE
+
+def killed(self):  # the champion alias is switched; the run folder is not yet published
+    os.kill(os.getpid(), signal.SIGKILL)
+
+RunFolders.publish = killed
+daily_retrain(config=IsbenchConfig.model_validate(json.load(open(sys.argv[1]))),
+              run_date=RUN_DATE)
+"""
+
+
+@pytest.mark.slow
+class TestKilledDuringPromotion:
+    def test_sigkill_between_switch_and_publish_is_rolled_back(self, champion_run, tmp_path):
+        import os
+        import signal
+        import subprocess
+        import sys
+
+        config, _, run_dir, registry = champion_run
+        champion_before = registry.alias()
+        report_before = (run_dir / "report.json").read_bytes()
+        other = config.model_copy(update={
+            "train": config.train.model_copy(update={"n_estimators": 35}),
+            "promotion": config.promotion.model_copy(update={"tolerance": 1.0}),
+        })
+        config_file = tmp_path / "config.json"
+        config_file.write_text(other.model_dump_json())
+        from prefect.settings import PREFECT_API_URL
+
+        # The child talks to this session's test server: an ephemeral server of its own would
+        # outlive the SIGKILL as an orphan.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1",
+                    "PREFECT_API_URL": PREFECT_API_URL.value()})
+        log = tmp_path / "child.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", KILL_DURING_PUBLISH, str(config_file)],
+                cwd=Path(__file__).resolve().parents[1], env=env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                returncode = proc.wait(timeout=300)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)  # only the session we started
+                    proc.wait()
+        assert returncode == -signal.SIGKILL, log.read_text()[-3000:]
+        # killed inside the window: the alias moved and no rollback hook could run ...
+        assert registry.alias() != champion_before
+        assert (registry.root / JOURNAL_FILE).exists()
+        # ... so the journal rolls it back
+        assert registry.recover() == "rolled back"
+        assert registry.alias() == champion_before
+        assert (run_dir / "report.json").read_bytes() == report_before
