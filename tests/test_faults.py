@@ -142,8 +142,7 @@ class TestCrashDuringTraining:
         marker = tmp_path / "training-started"
         config = _fresh(earlier, random_state=2)
         script = textwrap.dedent(f"""
-            import os, sys, tempfile, time, json
-            os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="isbench-kill-")
+            import os, sys, time, json
             sys.path.insert(0, {str(Path(__file__).parents[1])!r})
             import datetime as dt
             from is_core.ctr import WeightedCTRModel
@@ -156,23 +155,30 @@ class TestCrashDuringTraining:
             config = IsbenchConfig.model_validate(json.loads({config.model_dump_json()!r}))
             daily_retrain(config=config, run_date=dt.date.fromisoformat({DAY!r}))
         """)
-        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-        env.pop("PREFECT_API_URL", None)  # its own ephemeral API, not this session's harness
-        proc = subprocess.Popen([sys.executable, "-c", script], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 240
-            while not marker.exists():
-                assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-                assert time.monotonic() < deadline, "the flow never reached training"
-                time.sleep(0.2)
-            assert RunDateLock(root, RUN_DATE).holder()["pid"] == proc.pid
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        from prefect.settings import PREFECT_API_URL
+
+        # The child uses this session's test API: an ephemeral server of its own would be
+        # orphaned by the SIGKILL and outlive the test.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1",
+                    "PREFECT_API_URL": PREFECT_API_URL.value()})
+        log = tmp_path / "child.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                deadline = time.monotonic() + 240
+                while not marker.exists():
+                    assert proc.poll() is None, log.read_text()[-3000:]
+                    assert time.monotonic() < deadline, "the flow never reached training"
+                    time.sleep(0.2)
+                assert RunDateLock(root, RUN_DATE).holder()["pid"] == proc.pid
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)  # only the session we started
+                    proc.wait()
         assert proc.returncode == -signal.SIGKILL
         assert snapshot(root) == before
         _no_partial_files(root)
