@@ -111,6 +111,8 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "ISBENCH_HOME": str(REPO),  # prefect.yaml's pull step: where the worker runs flows
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         "PREFECT_LOGGING_LEVEL": "INFO",
     })
@@ -146,19 +148,21 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 
         dep = _wait_for(deployment, 120, "the served deployment", logs=[serve_log])
         yield {"client": client, "api": api, "ui": f"http://127.0.0.1:{port}",
-               "deployment": dep, "config": config, "tmp": tmp,
+               "deployment": dep, "config": config, "tmp": tmp, "env": env, "procs": procs,
                "logs": [server_log, serve_log]}
         client.close()
     finally:
-        for proc in reversed(procs):  # serve first, then the server
+        for proc in reversed(procs):  # worker and serve first, then the server
             _stop(proc)
 
 
-def _run_and_wait(served: dict, run_date: str) -> dict:
-    client, dep = served["client"], served["deployment"]
+def _run_and_wait(served: dict, run_date: str, deployment: dict | None = None,
+                  parameters: dict | None = None) -> dict:
+    client, dep = served["client"], deployment or served["deployment"]
+
     def create() -> httpx.Response | None:
         r = client.post(f"/deployments/{dep['id']}/create_flow_run",
-                        json={"parameters": {"run_date": run_date}})
+                        json={"parameters": parameters or {"run_date": run_date}})
         return None if r.status_code == 503 else r  # SQLite busy while the server warms up
 
     r = _wait_for(create, 60, "the server to accept a flow run", interval=2,
@@ -270,3 +274,34 @@ class TestInTheBrowser:
             Path(keep).mkdir(parents=True, exist_ok=True)
             for png in (shot, decision_shot):
                 shutil.copy2(png, Path(keep) / png.name)
+
+
+class TestWorkPool:
+    """prefect.yaml through a work pool: ``prefect deploy`` + a process worker run a backfill."""
+
+    def test_backfill_deployment_runs_on_a_process_worker(self, served, completed_run):
+        env, bin_dir = served["env"], Path(sys.executable).parent
+        log = served["tmp"] / "worker.log"
+        for command in (["work-pool", "create", "isbench", "--type", "process"],
+                        ["--no-prompt", "deploy", "--name", "backfill"]):
+            done = subprocess.run([str(bin_dir / "prefect"), *command], env=env, cwd=REPO,
+                                  capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        client = served["client"]
+        dep = client.get("/deployments/name/backfill/backfill").json()
+        assert dep["work_pool_name"] == "isbench"
+        assert dep["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+        with open(log, "w") as out:
+            served["procs"].append(subprocess.Popen(
+                [str(bin_dir / "prefect"), "worker", "start", "--pool", "isbench"],
+                env=env, cwd=served["tmp"], stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True))
+        date = (RUN_DATE - dt.timedelta(days=1)).isoformat()
+        config = served["config"].model_copy(update={"data": served["config"].data.model_copy(
+            update={"window_days": 1})})  # the dataset has 3 days: a 1-day window fits 11-27
+        run = _run_and_wait(served, date, deployment=dep, parameters={
+            "start": date, "end": date, "config": config.model_dump(mode="json")})
+        assert run["state"]["type"] == "COMPLETED", (run["state"], log.read_text()[-3000:])
+        assert run["name"] == f"backfill-{date}-to-{date}"
+        assert (Path(config.output_root) / date / "report.json").is_file()
