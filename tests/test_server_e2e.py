@@ -6,7 +6,9 @@ run of a date through the REST API, waits for it, and checks through the REST AP
 deployment has its cron schedule, the run completed with its keyed artifacts, and a run of a
 date without data failed with a state message naming the stage. Then headless Chromium (Debian's
 ``chromium`` driven by Playwright, no browser download) opens the flow run's page, clicks its
-Artifacts tab and takes a screenshot. Every process it started is stopped by PID.
+Artifacts tab and takes a screenshot. Last, ``prefect deploy`` registers prefect.yaml's backfill
+deployment on a process work pool and a ``prefect worker`` runs it. Every process it started
+is stopped by PID.
 
 Without a browser (no root to install one) the test skips with the reason; with ``CI=true`` it
 fails instead, because CI installs chromium (``make test`` does, as root).
