@@ -140,7 +140,7 @@ def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path) -
             n_folds=pc.n_folds, calibration=pc.calibration, numeric_basis=pc.numeric_basis,
             C=pc.C, max_categories=pc.max_categories, n_estimators=pc.n_estimators,
             max_depth=pc.max_depth, n_jobs=config.train.n_jobs,
-            random_state=config.random_state,
+            random_state=config.random_state, max_fit_rows=pc.max_fit_rows,
         ).fit(source, target)
 
     model = domain_model(cols.numeric, cols.categorical)
@@ -169,6 +169,7 @@ def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path) -
         "n_folds": pc.n_folds,
         "n_source": model.n_source_,
         "n_target": model.n_target_,
+        "n_fit_rows": model.n_fit_source_ + model.n_fit_target_,
         "log_prior_correction": model.log_prior_correction_,
         "domain_auc": model.domain_auc_,
         "calibration_slope": model.calibration_slope_,

@@ -168,3 +168,45 @@ class TestBadInput:
         statuses = {g.gate: g.status for g in evaluate_gates(diagnostics)}
         assert model.domain_auc_ > 0.99
         assert statuses["domain_auc"] == "fail"
+
+
+class TestFittingSample:
+    """``max_fit_rows``: the classifiers see a seeded sample of at most half the cap per domain;
+    every row is still weighted by models that never saw it."""
+
+    def test_prior_correction_uses_the_sample_proportions(self):
+        # 12000 source vs 1500 target rows, no shift, cap 4000: 2000 source and all 1500 target
+        # rows are fitted. The fitted logit is about log(1500/2000), cancelled by the prior
+        # term; log w ≈ 0 up to the intercept's se sqrt(1/2000 + 1/1500) ≈ 0.034.
+        _, model = _fit("no_shift", n_source=12_000, n_target=1_500, max_fit_rows=4_000)
+        assert (model.n_fit_source_, model.n_fit_target_) == (2_000, 1_500)
+        assert model.log_prior_correction_ == pytest.approx(np.log(2_000 / 1_500))
+        assert len(model.log_ratio_source_) == 12_000
+        assert abs(np.mean(model.log_ratio_source_)) < 4 * np.sqrt(1 / 2_000 + 1 / 1_500)
+
+    def test_mean_shift_is_recovered_from_the_sample(self):
+        sample, model = _fit("mean_shift", n_source=12_000, n_target=12_000,
+                             max_fit_rows=6_000)
+        err = model.log_ratio_source_ - sample.true_log_w_source
+        # As in TestKnownTruth with n = 6000 fitted rows: coefficient se ≈ 1/sqrt(6000 * 0.25)
+        # = 0.026, RMS error ≈ 0.026 * sqrt(5) = 0.058, 99.9 % quantile factor 2.02.
+        assert np.sqrt(np.mean(err**2)) < 0.058 * 2.02
+
+    def test_rows_outside_the_sample_get_the_fold_models_mean(self):
+        sample, model = _fit("mean_shift", n_source=5_000, n_target=5_000, max_fit_rows=2_000)
+        # The 8000 rows outside the sample were seen by no fold model: their log w is exactly
+        # what log_ratio() gives new rows. In-sample rows get their out-of-fold logit, which
+        # differs from the K-model mean.
+        np.testing.assert_allclose(model.log_ratio(sample.source), model.log_ratio_source_,
+                                   rtol=0, atol=0.5)
+        same = np.isclose(model.log_ratio(sample.source), model.log_ratio_source_, atol=1e-12)
+        assert 5_000 - 1_000 <= same.sum() < 5_000
+
+    def test_a_cap_above_the_rows_changes_nothing(self):
+        _, capped = _fit("mean_shift", n_source=2_000, n_target=2_000, max_fit_rows=10_000)
+        _, full = _fit("mean_shift", n_source=2_000, n_target=2_000)
+        np.testing.assert_array_equal(capped.log_ratio_source_, full.log_ratio_source_)
+
+    def test_a_cap_too_small_for_the_folds_is_refused(self):
+        with pytest.raises(ProposalFitError, match="max_fit_rows=5"):
+            _fit("mean_shift", n_source=200, n_target=200, max_fit_rows=5)
