@@ -61,3 +61,11 @@ class TestRunDate:
         assert run_date_for(scheduled, "America/New_York", 1) == dt.date(2026, 11, 27)
         assert run_date_for(scheduled, "UTC", 1) == dt.date(2026, 11, 28)
         assert run_date_for(scheduled, "UTC", 0) == dt.date(2026, 11, 29)
+
+
+def test_configs_default_yaml_is_the_model_default():
+    """configs/default.yaml documents every key; it must not drift from the code's defaults."""
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "configs" / "default.yaml"
+    assert IsbenchConfig.from_file(path) == IsbenchConfig()
