@@ -196,10 +196,11 @@ class PromotionConfig(_Strict):
     """Champion/challenger: when today's model (the challenger) replaces the champion.
 
     The challenger is promoted only when validation passed, the weight diagnostics are inside
-    their gates, its run date is not older than the champion's, and its ``metric`` on today's
+    their gates, its run date is not older than the champion's, its ``metric`` on today's
     evaluation rows is not worse than the champion's on the same rows by more than
     ``tolerance`` (the champion is re-scored on today's holdout, never compared with an old
-    number).
+    number), and (``require_weighting_not_worse``) not worse than today's unweighted baseline
+    by more than ``tolerance`` either.
     """
 
     enabled: bool = Field(True, description="Register today's model and run the promotion gate.")
@@ -217,6 +218,11 @@ class PromotionConfig(_Strict):
     allow_weight_warnings: bool = Field(
         True, description="Promote when a weight diagnostic is in its 'warn' band (a 'fail' "
         "always blocks).",
+    )
+    require_weighting_not_worse: bool = Field(
+        True, description="Promote the weighted challenger only when, on the same evaluation "
+        "rows, it is not worse than the unweighted baseline by more than `tolerance`: the "
+        "weighting must have paid (or at least not cost) on target data.",
     )
 
     def registry_root(self, output_root: str) -> Path:

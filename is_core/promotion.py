@@ -15,6 +15,11 @@ registry points at is the **champion**. The challenger is promoted only when eve
    (logloss, calibration error :math:`|\hat c - 1|` with :math:`\hat c` the calibration ratio)
    and :math:`m_{champ} - m_{chal}` for AUC.
 
+5. **weighting** (``promotion.require_weighting_not_worse``, on by default): on the same rows
+   the challenger is not worse than today's *unweighted* baseline (same learner, same
+   parameters, no weights) by more than ``promotion.tolerance``. The pipeline's promise is to
+   prove on target data that the weighting helped before shipping a weighted model.
+
 The comparison is a point comparison with a tolerance, not a test: the report adds the paired
 95 % CI of the logloss difference (per-row differences on the same rows,
 :func:`is_core.metrics.paired_logloss_difference`) so a reader sees how much of the difference
@@ -143,6 +148,25 @@ def check_metric(metric: str, challenger_value: float, champion_value: float | N
     return GateCheck("metric", passed, detail), worse_by
 
 
+def check_weighting(metric: str, challenger_value: float, baseline_value: float | None,
+                    tolerance: float) -> GateCheck:
+    """Passed when the weighted challenger is not worse than the unweighted baseline (scored on
+    the same rows) by more than ``tolerance``; passed vacuously without a baseline."""
+    if baseline_value is None:
+        return GateCheck("weighting", True, "not required (promotion."
+                         "require_weighting_not_worse is false) or no baseline")
+    lower = LOWER_IS_BETTER[metric]
+    worse_by = (challenger_value - baseline_value) if lower else (baseline_value -
+                                                                  challenger_value)
+    relation = "worse" if worse_by > 0 else "better"
+    detail = (f"weighted {metric} {challenger_value:.6f} vs unweighted baseline "
+              f"{baseline_value:.6f}: {relation} by {abs(worse_by):.6f}, tolerance {tolerance}")
+    if bool(np.isfinite(worse_by)) and worse_by <= tolerance:
+        return GateCheck("weighting", True, detail)
+    return GateCheck("weighting", False, detail + " (the weighting did not pay on target "
+                     "data; see the report's verdict)")
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     """The outcome of the promotion gate with every number it used."""
@@ -177,12 +201,14 @@ def decide_promotion(
     evaluated_on: str,
     n: int,
     logloss_difference: dict[str, Any] | None = None,
+    baseline: dict[str, Any] | None = None,
 ) -> PromotionDecision:
-    """Apply the four checks of the gate (module docstring) and explain the outcome.
+    """Apply the checks of the gate (module docstring) and explain the outcome.
 
     ``challenger`` and ``champion`` are dicts with ``version``, ``run_date`` and ``metrics``
     (a :func:`~is_core.metrics.ctr_metrics` dict on the evaluation rows); ``champion`` is
-    ``None`` when there is none.
+    ``None`` when there is none. ``baseline`` holds the unweighted baseline's ``metrics`` on
+    the same rows (``None``: the weighting check is not applied).
     """
     chal_value = metric_value(challenger["metrics"], config.metric)
     champ_value = metric_value(champion["metrics"], config.metric) if champion else None
@@ -193,6 +219,9 @@ def decide_promotion(
         check_weight_gates(diagnostics, min_ess_fraction, config.allow_weight_warnings),
         check_recency(challenger.get("run_date"), champion.get("run_date") if champion else None),
         metric_check,
+        check_weighting(config.metric, chal_value,
+                        metric_value(baseline["metrics"], config.metric) if baseline else None,
+                        config.tolerance),
     ]
     promote = all(c.passed for c in checks)
     versus = f"champion v{champion['version']}" if champion else "no champion"
@@ -256,10 +285,16 @@ def evaluate_promotion(
         p_champ = WeightedCTRModel.load(champion.model_path).predict_proba(frame)
         champ = _version_summary(champion, ctr_metrics(y, p_champ, sample_weight))
         difference = paired_logloss_difference(y, p_chal, p_champ, sample_weight).to_dict()
+    baseline = None
+    if config.promotion.require_weighting_not_worse and "unweighted" in models:
+        p_base = WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame)
+        baseline = {"metrics": ctr_metrics(y, p_base, sample_weight)}
     decision = decide_promotion(
         config.promotion, min_ess_fraction=config.weights.min_ess_fraction,
         validation=validation, diagnostics=weights["diagnostics"], challenger=chal,
         champion=champ, evaluated_on=on, n=int(len(y)), logloss_difference=difference,
+        baseline=baseline,
     ).to_dict()
+    decision["baseline"] = baseline
     decision["registry"] = str(registry.root.resolve())
     return decision

@@ -1,4 +1,4 @@
-"""The promotion gate as a pure function: each of its four checks, one behaviour per test."""
+"""The promotion gate as a pure function: each of its checks, one behaviour per test."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from is_core.promotion import (
     check_metric,
     check_recency,
     check_weight_gates,
+    check_weighting,
     decide_promotion,
     metric_value,
 )
@@ -23,11 +24,12 @@ def model(version: str, logloss: float, auc: float = 0.7, calibration_ratio: flo
             "metrics": {"logloss": logloss, "auc": auc, "calibration_ratio": calibration_ratio}}
 
 
-def decide(challenger, champion, config=None, validation=VALID, diagnostics=DIAGNOSTICS):
+def decide(challenger, champion, config=None, validation=VALID, diagnostics=DIAGNOSTICS,
+           baseline=None):
     return decide_promotion(config or PromotionConfig(tolerance=0.001), min_ess_fraction=0.05,
                             validation=validation, diagnostics=diagnostics,
                             challenger=challenger, champion=champion,
-                            evaluated_on="target_holdout", n=1000)
+                            evaluated_on="target_holdout", n=1000, baseline=baseline)
 
 
 class TestMetricCheck:
@@ -102,6 +104,30 @@ class TestOtherChecks:
     def test_decision_lists_every_check_with_numbers(self):
         d = decide(model("2", 0.149), model("1", 0.150)).to_dict()
         assert [c["name"] for c in d["checks"]] == ["validation", "weight_gates", "recency",
-                                                    "metric"]
+                                                    "metric", "weighting"]
         assert d["challenger"]["value"] == 0.149 and d["champion"]["value"] == 0.150
         assert d["tolerance"] == 0.001 and d["metric"] == "logloss" and d["lower_is_better"]
+
+
+class TestWeightingCheck:
+    """A weighted challenger must not lose to today's unweighted baseline on the same rows."""
+
+    def test_weighting_that_costs_more_than_the_tolerance_blocks_promotion(self):
+        d = decide(model("2", logloss=0.152), None, baseline={"metrics": model("b", 0.150)[
+            "metrics"]})
+        assert not d.promote
+        assert "weighting: weighted logloss 0.152000 vs unweighted baseline 0.150000" in d.reason
+        assert "no champion" in d.reason
+
+    def test_weighting_within_the_tolerance_or_better_passes(self):
+        assert check_weighting("logloss", 0.1505, 0.150, 0.001).passed
+        assert check_weighting("logloss", 0.140, 0.150, 0.001).passed
+        assert check_weighting("auc", 0.71, 0.70, 0.0).passed
+        assert not check_weighting("auc", 0.69, 0.70, 0.005).passed
+
+    def test_no_baseline_means_no_requirement(self):
+        check = check_weighting("logloss", 0.5, None, 0.001)
+        assert check.passed and "not required" in check.detail
+
+    def test_non_finite_metric_fails(self):
+        assert not check_weighting("logloss", float("nan"), 0.150, 0.001).passed
