@@ -40,8 +40,11 @@ class FeatureSpec:
         for col in self.numeric:
             out[col] = pd.to_numeric(frame[col], errors="raise").astype("float32")
         for col in self.categorical:
-            values = frame[col].astype("str").where(frame[col].notna())
-            out[col] = pd.Categorical(values, categories=self.categories[col])
+            values = frame[col].astype("str")
+            # Unseen categories become missing explicitly (pandas 4 will refuse to do it
+            # implicitly); XGBoost sends missing values down each split's default branch.
+            known = frame[col].notna() & values.isin(self.categories[col])
+            out[col] = pd.Categorical(values.where(known), categories=self.categories[col])
         return pd.DataFrame(out, index=frame.index)
 
     def unseen_share(self, frame: pd.DataFrame) -> dict[str, float]:
