@@ -193,7 +193,9 @@ def context_for(docs_dir: Path | None = None) -> Any:
             "class_name": "SiteBuilder",
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir)},
+                              # GX requires an absolute base_directory (relative run roots
+                              # such as the default "runs" are resolved here).
+                              "base_directory": str(Path(docs_dir).resolve())},
         })
     return context
 

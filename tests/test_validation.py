@@ -306,3 +306,22 @@ class TestQuarantinedRun:
         assert table and link
         uri = (run_dir / "validation" / "data_docs" / "index.html").resolve().as_uri()
         assert any(uri in str(a.data) for a in link), [a.data for a in link]
+
+
+class TestRelativeRunRoot:
+    def test_data_docs_build_under_a_relative_output_root(self, small_data_root, tmp_path,
+                                                          monkeypatch):
+        """Regression: with the default relative ``output_root: runs`` (what ``make demo``
+        uses), GX refused the relative Data Docs folder ("base_directory must be an absolute
+        path") and every demo run failed at validate."""
+        from is_core import stages
+        from tasks.validation import validate_window
+
+        monkeypatch.chdir(tmp_path)
+        config = small_config(small_data_root, Path("runs"))
+        inputs = stages.locate_inputs(config, RUN_DATE)
+        out_dir = Path("runs") / ".staging" / "relative"
+        out_dir.mkdir(parents=True)
+        summary = validate_window(config, inputs, out_dir)
+        assert all(role["success"] for role in summary.values())
+        assert (tmp_path / out_dir / "validation" / "data_docs" / "index.html").is_file()
