@@ -49,8 +49,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(result["verdict"]["text"])
     if result.get("promotion"):
         print(f"promotion: {result['promotion']['reason']}")
-    print(f"report: {Path(result['run_dir']) / 'report.md'}")
-    print(f"        {Path(result['run_dir']) / 'report.json'}")
+    run_dir = Path(result["run_dir"])
+    print(f"report: {run_dir / 'report.html'}")
+    print(f"        {run_dir / 'report.md'}")
+    print(f"        {run_dir / 'report.json'}")
     return 0
 
 
