@@ -230,7 +230,8 @@ def decide_promotion(
                   + metric_check.detail)
     else:
         failed = [c for c in checks if not c.passed]
-        reason = (f"keep {versus}; challenger v{challenger['version']} not promoted: "
+        keep = f"keep {versus}" if champion else "no champion yet, and none is set"
+        reason = (f"{keep}; challenger v{challenger['version']} not promoted: "
                   + "; ".join(f"{c.name}: {c.detail}" for c in failed))
     return PromotionDecision(
         promote=promote, reason=reason, metric=config.metric,
