@@ -144,9 +144,7 @@ def write_outputs(cells: pd.DataFrame, config: BenchmarkConfig, out_dir: str | P
     markdown = render_markdown(board, verdicts, config, command)
     write_text_atomic(markdown, out / MARKDOWN_FILE)
     write_text_atomic(render_html(board, verdicts, config, command), out / HTML_FILE)
-    finite = {name: {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                     for k, v in facts.items()} for name, facts in verdicts.items()}
-    summary = {"config": config.model_dump(), "command": command, "verdicts": finite,
+    summary = {"config": config.model_dump(), "command": command, "verdicts": verdicts,
                "environment": {"python": platform.python_version(), **library_versions()}}
     write_json_atomic(summary, out / SUMMARY_FILE)
     return {"markdown": markdown, "verdicts": verdicts, "table": compact_rows(board),

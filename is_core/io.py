@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -50,9 +51,25 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
     return _atomic_write(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, recursively.
+
+    JSON has no NaN or infinity; a bounded tail (k̂ = -inf), an unbounded clip cap (inf) or an
+    undefined AUC are written as ``null`` instead of the invalid tokens ``json.dumps`` emits.
+    """
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON at ``path`` atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    """Write ``obj`` as indented, key-sorted, strict JSON at ``path`` atomically."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, default=str,
+                      allow_nan=False) + "\n"
     return write_text_atomic(text, path)
 
 

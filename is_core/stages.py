@@ -26,6 +26,7 @@ from is_core.io import (
     InputFile,
     day_window,
     fingerprint_files,
+    json_safe,
     read_input_files,
     require_columns,
     resolve_input_files,
@@ -181,17 +182,6 @@ def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path) -
 
 
 # ---------------------------------------------------------------------------- weights
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats (an unbounded cap, k̂ = -inf of bounded weights) become None."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def compute_weights(
     config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any], out_dir: Path
 ) -> dict[str, Any]:
@@ -242,7 +232,7 @@ def compute_weights(
                "gates": [g.to_dict() for g in gates],
                "warnings": [g.message for g in gates if g.status == "warn"]}
     enforce_gates(gates, diagnostics)
-    return _json_safe({"path": str(path), "diagnostics": summary, "target_ctr": estimates})
+    return json_safe({"path": str(path), "diagnostics": summary, "target_ctr": estimates})
 
 
 # ---------------------------------------------------------------------------- training

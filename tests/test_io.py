@@ -111,3 +111,15 @@ class TestAtomicWrites:
         assert fingerprint_files(files) == before
         write_parquet_atomic(pd.DataFrame({"a": [1, 3], "b": ["x", "y"]}), files[0].path)
         assert fingerprint_files(files) != before
+
+
+def test_json_files_are_strict_json(tmp_path):
+    """NaN and ±inf (an undefined AUC, an unbounded cap, k̂ = -inf) are written as null."""
+    import json
+    import math
+
+    path = write_json_atomic({"auc": math.nan, "cap": [math.inf, 1.5], "k": -math.inf},
+                             tmp_path / "r.json")
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"auc": None, "cap": [None, 1.5], "k": None}
