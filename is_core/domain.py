@@ -50,23 +50,16 @@ from typing import Literal, Self
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.compose import ColumnTransformer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    OneHotEncoder,
-    SplineTransformer,
-    StandardScaler,
-)
 
+from is_core.design import MISSING_CATEGORY, DomainDesign, category_text, level_codes
 from is_core.errors import ProposalFitError
 from is_core.features import finite_numeric_mask
 
-MISSING_CATEGORY = "__missing__"
+__all__ = ["MISSING_CATEGORY", "DomainClassifierRatio"]
 LEARNERS = ("logistic", "xgboost")
 CALIBRATIONS = (None, "sigmoid", "isotonic")
 NUMERIC_BASES = ("auto", "linear", "quadratic", "spline")
@@ -171,23 +164,27 @@ class DomainClassifierRatio(BaseEstimator):
         numeric, categorical = list(self.numeric or []), list(self.categorical or [])
         self._check_inputs(source, target, numeric, categorical)
         self._select_features(source, target, numeric, categorical)
+        columns = [*self.numeric_, *self.categorical_]
         n_s, n_t = len(source), len(target)
-        X_all = self._frame(pd.concat([source, target], ignore_index=True), fit=True)
-        y_all = np.r_[np.zeros(n_s, dtype=int), np.ones(n_t, dtype=int)]
-        fit_rows = self._fit_rows(y_all)
-        X, y = X_all.iloc[fit_rows], y_all[fit_rows]
-        folds = list(StratifiedKFold(self.n_folds, shuffle=True,
-                                     random_state=self.random_state).split(X, y))
+        fit_source, fit_target = self._fit_rows(n_s, n_t)
+        sample = pd.concat([source[columns].iloc[fit_source], target[columns].iloc[fit_target]],
+                           ignore_index=True)
+        y = np.r_[np.zeros(len(fit_source), dtype=int), np.ones(len(fit_target), dtype=int)]
+        folds = list(StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state
+                                     ).split(np.zeros(len(y)), y))
         candidates = AUTO_BASES if (self.learner == "logistic" and self.numeric_basis == "auto"
                                     ) else (self.numeric_basis,)
         fits = {}
         for basis in candidates:
+            design = self._design(basis).fit(sample) if self.learner == "logistic" else None
+            X = design.transform(sample) if design is not None else self._frame(sample)
             raw, estimators = self._crossfit(basis, X, y, folds)
-            fits[basis] = (np.logaddexp(0.0, raw) - y * raw, raw, estimators)
+            fits[basis] = (np.logaddexp(0.0, raw) - y * raw, raw, estimators, design)
+        del sample, X
         self.basis_log_loss_ = {b: float(f[0].mean()) for b, f in fits.items()}
         self.numeric_basis_ = _one_standard_error_choice(
             candidates, {b: f[0] for b, f in fits.items()})
-        _, raw, self.estimators_ = fits[self.numeric_basis_]
+        _, raw, self.estimators_, self.design_ = fits[self.numeric_basis_]
         logit = raw.copy()
         if self.calibration is not None:
             for _, test_idx in folds:
@@ -196,67 +193,79 @@ class DomainClassifierRatio(BaseEstimator):
                 calibrator = _fit_calibrator(self.calibration, raw[others], y[others])
                 logit[test_idx] = _apply_calibrator(calibrator, raw[test_idx])
             self.calibrator_ = _fit_calibrator(self.calibration, raw, y)
-        # Rows left out of the fitting sample were seen by no fold model: they get the fold
-        # models' mean logit, as new rows do in log_ratio().
-        logit_all = np.empty(n_s + n_t)
-        logit_all[fit_rows] = logit
-        rest = np.ones(n_s + n_t, dtype=bool)
-        rest[fit_rows] = False
-        if rest.any():
-            logit_all[rest] = self._mean_logit(X_all.iloc[np.flatnonzero(rest)])
         self.n_source_, self.n_target_ = n_s, n_t
-        self.n_fit_source_ = int(np.sum(y == 0))
-        self.n_fit_target_ = int(np.sum(y == 1))
+        self.n_fit_source_, self.n_fit_target_ = len(fit_source), len(fit_target)
         # The classifier learned the odds at the fitting sample's domain proportions.
         self.log_prior_correction_ = float(np.log(self.n_fit_source_ / self.n_fit_target_))
-        self.log_ratio_source_ = logit_all[:n_s] + self.log_prior_correction_
-        self.log_ratio_target_ = logit_all[n_s:] + self.log_prior_correction_
-        self.domain_auc_ = float(roc_auc_score(y_all, logit_all))
+        logit_source = self._logit_of_all(source, fit_source, logit[:len(fit_source)])
+        logit_target = self._logit_of_all(target, fit_target, logit[len(fit_source):])
+        self.log_ratio_source_ = logit_source + self.log_prior_correction_
+        self.log_ratio_target_ = logit_target + self.log_prior_correction_
+        self.domain_auc_ = float(roc_auc_score(np.r_[np.zeros(n_s), np.ones(n_t)],
+                                               np.r_[logit_source, logit_target]))
         self._calibration_diagnostics(raw, logit, y)
         return self
 
-    def _fit_rows(self, y: np.ndarray) -> np.ndarray:
-        """Indices of the rows the classifiers are fitted on: all rows, or at most
-        ``max_fit_rows // 2`` per domain drawn without replacement (seeded by
+    def _fit_rows(self, n_source: int, n_target: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the source and target rows the classifiers are fitted on: all rows, or
+        at most ``max_fit_rows // 2`` per domain drawn without replacement (seeded by
         ``random_state``). A classifier with a few hundred coefficients is estimated as well
         from 10^5 rows per domain as from 10^7, at a hundredth of the time and memory; every
         row is still weighted by models that never saw it."""
-        if self.max_fit_rows is None or len(y) <= self.max_fit_rows:
-            return np.arange(len(y))
+        if self.max_fit_rows is None or n_source + n_target <= self.max_fit_rows:
+            return np.arange(n_source), np.arange(n_target)
         cap = self.max_fit_rows // 2
         rng = np.random.default_rng(self.random_state)
-        keep = []
-        for domain in (0, 1):
-            idx = np.flatnonzero(y == domain)
-            keep.append(idx if len(idx) <= cap else rng.choice(idx, cap, replace=False))
-        return np.sort(np.concatenate(keep))
+        return tuple(np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
+                     for n in (n_source, n_target))
 
-    def _mean_logit(self, X: pd.DataFrame, chunk: int = 200_000) -> np.ndarray:
-        """The fold models' mean (calibrated) logit, scored in chunks to bound memory."""
-        out = np.empty(len(X))
-        for start in range(0, len(X), chunk):
-            part = X.iloc[start:start + chunk]
-            raw = np.mean([self._decision(est, part) for est in self.estimators_], axis=0)
+    def _logit_of_all(self, frame: pd.DataFrame, fitted: np.ndarray, oof_logit: np.ndarray
+                      ) -> np.ndarray:
+        """Every row's logit: out-of-fold for the fitting sample; rows left out of the sample
+        were seen by no fold model and get the fold models' mean logit, as new rows do in
+        :meth:`log_ratio`."""
+        out = np.empty(len(frame))
+        out[fitted] = oof_logit
+        rest = np.ones(len(frame), dtype=bool)
+        rest[fitted] = False
+        if rest.any():
+            out[rest] = self._mean_logit(frame.iloc[np.flatnonzero(rest)])
+        return out
+
+    def _mean_logit(self, frame: pd.DataFrame, chunk: int = 100_000) -> np.ndarray:
+        """The fold models' mean (calibrated) logit of raw feature rows, scored in chunks to
+        bound memory. The logistic fold models share one design, so their mean logit is the
+        logit of their mean coefficients."""
+        out = np.empty(len(frame))
+        if self.learner == "logistic":
+            coef = np.mean([est.coef_[0] for est in self.estimators_], axis=0)
+            intercept = float(np.mean([est.intercept_[0] for est in self.estimators_]))
+        for start in range(0, len(frame), chunk):
+            part = frame.iloc[start:start + chunk]
+            if self.learner == "logistic":
+                raw = self.design_.transform(part) @ coef + intercept
+            else:
+                X = self._frame(part)
+                raw = np.mean([self._decision(est, X) for est in self.estimators_], axis=0)
             if self.calibration is not None:
                 raw = _apply_calibrator(self.calibrator_, raw)
             out[start:start + chunk] = raw
         return out
 
-    def _crossfit(self, basis: str, X: pd.DataFrame, y: np.ndarray, folds: list
-                  ) -> tuple[np.ndarray, list]:
+    def _crossfit(self, basis: str, X, y: np.ndarray, folds: list) -> tuple[np.ndarray, list]:
         raw = np.empty(len(y))
         estimators = []
-        template = self._classifier(basis)
+        template = self._classifier()
         for train_idx, test_idx in folds:
-            est = clone(template).fit(X.iloc[train_idx], y[train_idx])
-            raw[test_idx] = self._decision(est, X.iloc[test_idx])
+            est = clone(template).fit(_rows(X, train_idx), y[train_idx])
+            raw[test_idx] = self._decision(est, _rows(X, test_idx))
             estimators.append(est)
         return raw, estimators
 
     def log_ratio(self, frame: pd.DataFrame) -> np.ndarray:
         """:math:`\\log w(x)` of new rows: the fold classifiers' mean logit (calibrated with the
         map fitted on every out-of-fold score) plus the prior term."""
-        return self._mean_logit(self._frame(frame, fit=False)) + self.log_prior_correction_
+        return self._mean_logit(frame) + self.log_prior_correction_
 
     # ------------------------------------------------------------------ diagnostics
     def _calibration_diagnostics(self, raw: np.ndarray, logit: np.ndarray, y: np.ndarray) -> None:
@@ -271,9 +280,7 @@ class DomainClassifierRatio(BaseEstimator):
     # ------------------------------------------------------------------ helpers
     def _select_features(self, source: pd.DataFrame, target: pd.DataFrame,
                          numeric: list[str], categorical: list[str]) -> None:
-        pooled = pd.concat([source[numeric + categorical], target[numeric + categorical]],
-                           ignore_index=True)
-        constant = [c for c in numeric + categorical if pooled[c].nunique(dropna=False) <= 1]
+        constant = [c for c in numeric + categorical if _is_constant(source[c], target[c])]
         self.dropped_features_ = constant
         self.numeric_ = [c for c in numeric if c not in constant]
         self.categorical_ = [c for c in categorical if c not in constant]
@@ -285,24 +292,24 @@ class DomainClassifierRatio(BaseEstimator):
                 details={"constant_columns": constant},
             )
         if self.learner == "xgboost":
-            self.categories_ = {c: sorted(pd.unique(self._text(pooled[c])))
-                                for c in self.categorical_}
+            self.categories_ = {
+                c: sorted(set(pd.unique(category_text(source[c])))
+                          | set(pd.unique(category_text(target[c]))))
+                for c in self.categorical_}
 
-    @staticmethod
-    def _text(column: pd.Series) -> pd.Series:
-        return column.astype("str").where(column.notna(), MISSING_CATEGORY)
+    def _design(self, basis: str) -> DomainDesign:
+        return DomainDesign(numeric=self.numeric_, categorical=self.categorical_, basis=basis,
+                            n_knots=self.n_knots, max_categories=self.max_categories)
 
-    def _frame(self, frame: pd.DataFrame, fit: bool) -> pd.DataFrame:
+    def _frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The XGBoost learner's input: float64 numerics and categoricals with fixed levels."""
         out = frame[self.numeric_].astype("float64")
         for col in self.categorical_:
-            text = self._text(frame[col])
-            if self.learner == "xgboost":
-                out[col] = pd.Categorical(text, categories=self.categories_[col])
-            else:
-                out[col] = text
+            levels = self.categories_[col]  # a level unseen at fit time becomes missing
+            out[col] = pd.Categorical.from_codes(level_codes(frame[col], levels), levels)
         return out
 
-    def _classifier(self, basis: str):
+    def _classifier(self):
         if self.learner == "xgboost":
             from xgboost import XGBClassifier
 
@@ -311,31 +318,9 @@ class DomainClassifierRatio(BaseEstimator):
                 learning_rate=self.learning_rate, tree_method="hist", enable_categorical=True,
                 max_cat_to_onehot=8, n_jobs=self.n_jobs, random_state=self.random_state,
             )
-        if basis == "spline":
-            numeric_step = make_pipeline(
-                StandardScaler(),
-                SplineTransformer(n_knots=self.n_knots, degree=3, knots="quantile",
-                                  extrapolation="linear", include_bias=False),
-            )
-        elif basis == "quadratic":
-            numeric_step = make_pipeline(StandardScaler(), FunctionTransformer(_with_squares),
-                                         StandardScaler())
-        else:
-            numeric_step = StandardScaler()
-        encode = ColumnTransformer(
-            [
-                ("numeric", numeric_step, self.numeric_),
-                ("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                              max_categories=self.max_categories,
-                                              sparse_output=True), self.categorical_),
-            ],
-            sparse_threshold=1.0,
-        )
-        return Pipeline([("encode", encode),
-                         ("classify", LogisticRegression(C=self.C, solver=self.solver,
-                                                         max_iter=2000))])
+        return LogisticRegression(C=self.C, solver=self.solver, max_iter=2000)
 
-    def _decision(self, est, X: pd.DataFrame) -> np.ndarray:
+    def _decision(self, est, X) -> np.ndarray:
         if self.learner == "xgboost":
             return est.predict(X, output_margin=True).astype("float64")
         return est.decision_function(X)
@@ -398,10 +383,24 @@ def _one_standard_error_choice(candidates: tuple[str, ...], row_loss: dict[str, 
     return best
 
 
-def _with_squares(x: np.ndarray) -> np.ndarray:
-    """Standardized numerics and their squares: a quadratic log ratio (variance shift)."""
-    x = np.asarray(x, dtype=float)
-    return np.hstack([x, np.square(x)])
+def _rows(X, idx: np.ndarray):
+    """Rows ``idx`` of a design matrix (array or sparse) or of a frame."""
+    return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
+
+
+def _is_constant(*columns: pd.Series) -> bool:
+    """Whether the columns together hold a single value (missing counts as a value)."""
+    first = next((c for c in columns if len(c)), None)
+    if first is None:
+        return True
+    value = first.iloc[0]
+    for column in columns:
+        if pd.isna(value):
+            if not column.isna().all():
+                return False
+        elif column.isna().any() or not (column == value).all():
+            return False
+    return True
 
 
 def _fit_calibrator(method: str, score: np.ndarray, y: np.ndarray):

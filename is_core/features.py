@@ -40,6 +40,11 @@ class FeatureSpec:
         for col in self.numeric:
             out[col] = pd.to_numeric(frame[col], errors="raise").astype("float32")
         for col in self.categorical:
+            dtype = frame[col].dtype
+            if (isinstance(dtype, pd.CategoricalDtype)
+                    and list(dtype.categories) == self.categories[col]):
+                out[col] = frame[col]  # already encoded with these levels (no copy)
+                continue
             values = frame[col].astype("str")
             # Unseen categories become missing explicitly (pandas 4 will refuse to do it
             # implicitly); XGBoost sends missing values down each split's default branch.
@@ -66,8 +71,8 @@ class FeatureSpec:
 
 
 def finite_numeric_mask(frame: pd.DataFrame, numeric: list[str]) -> np.ndarray:
-    """Rows whose numeric features are all finite (no NaN, no ±inf)."""
-    if not numeric:
-        return np.ones(len(frame), dtype=bool)
-    values = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
-    return np.isfinite(values).all(axis=1)
+    """Rows whose numeric features are all finite (no NaN, no ±inf), a column at a time."""
+    mask = np.ones(len(frame), dtype=bool)
+    for col in numeric:
+        mask &= np.isfinite(frame[col].to_numpy(dtype="float64", na_value=np.nan))
+    return mask

@@ -101,7 +101,7 @@ class TestCrossFittingAndCalibration:
         sample, model = _fit("no_shift", n_source=1000, n_target=1000, learner="xgboost",
                              max_depth=8, n_estimators=200, n_jobs=1)
         assert abs(model.domain_auc_ - 0.5) < 4 * _auc_null_se(1000, 1000)
-        X = model._frame(pd.concat([sample.source, sample.target], ignore_index=True), fit=False)
+        X = model._frame(pd.concat([sample.source, sample.target], ignore_index=True))
         in_sample = model.estimators_[0].predict(X, output_margin=True)
         assert np.ptp(in_sample) > np.ptp(model.log_ratio_source_) / 10  # it can overfit
 
