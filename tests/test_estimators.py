@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy.special import ndtr
@@ -11,6 +13,7 @@ from is_core.estimators import (
     dr_estimate,
     is_estimate,
     naive_estimate,
+    poisson_one,
     snis_estimate,
 )
 from is_core.synthetic import gaussian_scenarios
@@ -111,3 +114,15 @@ class TestBiasGuardedIntervals:
             est = snis_estimate(y, clipped, w_unclipped=w)
             hits += est.ci_low <= truth <= est.ci_high
         assert 0.904 <= hits / 200 <= 0.996
+
+
+class TestPoissonOneSampler:
+    def test_counts_follow_the_poisson_one_law(self):
+        # Each frequency is a binomial proportion over n draws: se = sqrt(pmf (1 - pmf) / n).
+        n = 2_000_000
+        counts = poisson_one(np.random.default_rng(3), (2, n // 2)).ravel()
+        k = np.arange(8)
+        pmf = np.exp(-1.0) / np.array([math.factorial(int(i)) for i in k])
+        freq = np.bincount(counts, minlength=8)[:8] / n
+        np.testing.assert_array_less(np.abs(freq - pmf), 5 * np.sqrt(pmf * (1 - pmf) / n))
+        assert counts.dtype == np.uint8 and counts.max() <= 12
