@@ -22,12 +22,14 @@ from is_core.diagnostics import WeightGates, compare_weights, enforce_gates, eva
 from is_core.domain import DomainClassifierRatio
 from is_core.errors import ConfigError, DataContractError
 from is_core.estimators import bootstrap_estimate, is_estimate, naive_estimate, snis_estimate
+from is_core.features import FeatureSpec
 from is_core.io import (
     InputFile,
     day_window,
     fingerprint_files,
     json_safe,
     read_input_files,
+    release_memory,
     require_columns,
     resolve_input_files,
     write_parquet_atomic,
@@ -259,13 +261,19 @@ def train_models(
         write_parquet_atomic(pd.DataFrame({"row_id": train_rows[is_eval]}),
                              out_dir / EVAL_ROWS_FILE)
         train_rows = train_rows[~is_eval]
-    frame = source.iloc[train_rows]
+    frame = source if len(train_rows) == len(source) else source.iloc[train_rows]
+    del source
     y = frame[cols.label].to_numpy()
     if y.min() == y.max():
         raise DataContractError(
             f"every training label in {cols.label!r} is {y[0]}",
             fix="a CTR model needs clicks and non-clicks: check the label export for the window",
         )
+    # Encode the features once for both models (each model's fit then finds them encoded),
+    # and let the raw frame go before XGBoost builds its matrices.
+    X = FeatureSpec(cols.numeric, cols.categorical).fit(frame).transform(frame)
+    del frame
+    release_memory()
     params = dict(
         numeric=cols.numeric, categorical=cols.categorical, n_estimators=tc.n_estimators,
         learning_rate=tc.learning_rate, max_depth=tc.max_depth,
@@ -279,7 +287,7 @@ def train_models(
     for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
                           ("unweighted", BASELINE_FILE, None)):
         started = time.perf_counter()
-        model = WeightedCTRModel(**params).fit(frame, y, sample_weight=w)
+        model = WeightedCTRModel(**params).fit(X, y, sample_weight=w)
         seconds = time.perf_counter() - started
         path = model.save(out_dir / file, metadata={
             "weighting": "importance" if w is not None else "none",

@@ -30,7 +30,7 @@ from is_core import promotion
 from is_core.config import IsbenchConfig
 from is_core.io import write_text_atomic
 from is_core.registry import AliasRecord, ModelRegistry
-from tasks.stages import IO_RETRIES
+from tasks.stages import FREE_MEMORY, IO_RETRIES
 
 PROMOTION_ARTIFACT = "isbench-promotion"
 COMMIT_MARKER = ".champion-switch"
@@ -72,7 +72,7 @@ def render_decision(decision: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@task(name="promotion-gate", cache_policy=NO_CACHE, **IO_RETRIES)
+@task(name="promotion-gate", cache_policy=NO_CACHE, **IO_RETRIES, **FREE_MEMORY)
 def promotion_gate(config: IsbenchConfig, inputs: dict[str, Any], validation: dict[str, Any],
                    weights: dict[str, Any], models: dict[str, Any], staging: Path
                    ) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from prefect.artifacts import (
 from is_core import stages
 from is_core.config import IsbenchConfig
 from is_core.errors import DataValidationError, IsbenchError, WeightDiagnosticsError
-from is_core.io import write_json_atomic, write_text_atomic
+from is_core.io import release_memory, write_json_atomic, write_text_atomic
 from is_core.report import (
     build_report,
     metrics_table,
@@ -46,6 +46,16 @@ IO_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10],
               "retry_condition_fn": retry_unless_input_error}
 
 
+def release_stage_memory(task: Any, task_run: Any, state: Any) -> None:
+    """Task hook: once a stage that held frames ends, hand their memory back to the operating
+    system, so that the next stage does not stack its peak on this one's leftovers
+    (:func:`is_core.io.release_memory`)."""
+    release_memory()
+
+
+FREE_MEMORY = {"on_completion": [release_stage_memory], "on_failure": [release_stage_memory]}
+
+
 @task(name="load", **IO_RETRIES)
 def load_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
     """Locate and fingerprint the source, target and holdout files of the window."""
@@ -57,7 +67,7 @@ def load_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
     return inputs
 
 
-@task(name="validate", **IO_RETRIES)
+@task(name="validate", **IO_RETRIES, **FREE_MEMORY)
 def validate_inputs(config: IsbenchConfig, inputs: dict[str, Any], staging: Path | None = None
                     ) -> dict[str, Any]:
     """Validate every role (schema, GX suites, drift against the reference day); fail with every
@@ -109,7 +119,7 @@ def _validation_artifacts(config: IsbenchConfig, records: list[dict[str, Any]], 
                              "the validation table of the run report instead.")
 
 
-@task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error,
+@task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="proposal"), result_serializer="json")
 def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any]:
     """Fit the cross-fitted domain classifier (target vs source).
@@ -124,7 +134,7 @@ def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any
     return out
 
 
-@task(name="weights", retries=1, retry_condition_fn=retry_unless_input_error)
+@task(name="weights", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY)
 def compute_weights(config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any],
                     staging: Path) -> dict[str, Any]:
     """Clip, normalize and diagnose the importance weights; estimate the target CTR.
@@ -165,7 +175,7 @@ def _gates_artifact(gates: list[dict[str, Any]], run_date: str) -> None:
     )
 
 
-@task(name="train", retries=1, retry_condition_fn=retry_unless_input_error,
+@task(name="train", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="train"), result_serializer="json")
 def train_models(config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any]
                  ) -> dict[str, Any]:
@@ -188,7 +198,7 @@ def collect_outputs(models: dict[str, Any], staging: Path) -> dict[str, Any]:
     return copy_outputs(models, staging)
 
 
-@task(name="evaluate", **IO_RETRIES)
+@task(name="evaluate", **IO_RETRIES, **FREE_MEMORY)
 def evaluate_models(config: IsbenchConfig, inputs: dict[str, Any], models: dict[str, Any],
                     weights: dict[str, Any], staging: Path) -> dict[str, Any]:
     """Score both models on the target holdout."""
