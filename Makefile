@@ -14,10 +14,12 @@ export GX_ANALYTICS_ENABLED := false
 
 .PHONY: demo test install browser lint lock clean
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) nothing would ever
+# cache the bytecode, and every process would recompile Prefect, GX and pandas on import.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --compile-bytecode -r requirements.lock
 	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
