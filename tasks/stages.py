@@ -20,13 +20,8 @@ from is_core import stages
 from is_core.config import IsbenchConfig
 from is_core.errors import DataValidationError, IsbenchError, WeightDiagnosticsError
 from is_core.io import release_memory, write_json_atomic, write_text_atomic
-from is_core.report import (
-    build_report,
-    metrics_table,
-    render_html,
-    render_markdown,
-    weight_profile_from_file,
-)
+from is_core.report import build_report, metrics_table, weight_profile_from_file
+from is_core.report_render import render_html, render_markdown
 from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
 
 
