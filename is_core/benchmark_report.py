@@ -14,13 +14,8 @@ from typing import Any
 import pandas as pd
 
 from is_core import html, plots
-from is_core.benchmark import (
-    PIPELINE_DEFAULT,
-    SCENARIOS,
-    BenchmarkConfig,
-    leaderboard,
-    scenario_verdicts,
-)
+from is_core.benchmark import PIPELINE_DEFAULT, BenchmarkConfig, leaderboard, scenario_verdicts
+from is_core.benchmark_scenarios import SCENARIOS
 from is_core.ctr import library_versions
 from is_core.io import write_json_atomic, write_text_atomic
 

@@ -10,14 +10,13 @@ import pandas as pd
 import pytest
 
 from is_core.benchmark import (
-    SCENARIOS,
     BenchmarkConfig,
-    draw_cell,
     gap_recovered,
     leaderboard,
     run_cell,
     scenario_verdicts,
 )
+from is_core.benchmark_scenarios import SCENARIOS, draw_cell
 
 
 class TestScenarios:

@@ -1,0 +1,127 @@
+r"""The benchmark's scenarios: how each scenario × seed draws its data, with the exact weights.
+
+A :class:`BenchmarkScenario` says how data are drawn and which CTR learner is trained on them;
+:data:`SCENARIOS` names the ones the benchmark runs. :func:`draw_cell` draws, for one scenario ×
+seed, one source sample (labeled), one unlabeled target sample, one labeled target sample of the
+source's size (for the oracle) and a large labeled target **test** sample, together with the
+exact log importance weights of the source rows (known here because the data are simulated) and,
+for click logs, the logged-propensity ones. Running strategies on a draw and summarizing the
+results is :mod:`is_core.benchmark`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from is_core.scenario import ClickScenario
+from is_core.synthetic import GaussianShift
+
+#: Every weighting strategy of the benchmark (:func:`is_core.benchmark.strategy_log_weights`);
+#: :attr:`BenchmarkScenario.strategies` says which of them a scenario supports.
+STRATEGIES = ("none", "logistic", "xgboost", "logged_propensity", "true")
+
+
+# ---------------------------------------------------------------------------- scenarios
+@dataclass(frozen=True)
+class BenchmarkScenario:
+    """A scenario of the benchmark: how data are drawn and which CTR learner is trained.
+
+    ``kind="gaussian"``: :class:`is_core.synthetic.GaussianShift` covariates (exact log ratio)
+    with the click model :math:`\\operatorname{logit} P(y=1\\mid x) = a + 0.8x_0 + 0.6x_0^2
+    - 0.4x_1 + 0.3x_1x_2`, which a linear-logistic CTR model cannot represent (misspecified).
+    ``kind="click_log"``: :class:`is_core.scenario.ClickScenario` users × items × positions with
+    logged propensities and exact weights.
+    """
+
+    name: str
+    kind: Literal["gaussian", "click_log"]
+    ctr_learner: Literal["logistic", "xgboost"]
+    description: str
+    n_source: int = 20_000
+    n_target: int = 10_000
+    n_test: int = 50_000
+    shift: GaussianShift | None = None
+    intercept: float = -4.0
+    click: ClickScenario | None = None
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        if self.kind == "click_log":
+            return STRATEGIES
+        return tuple(s for s in STRATEGIES if s != "logged_propensity")
+
+
+def _gaussian(name: str, mean: tuple[float, ...], description: str, learner: str = "logistic"
+              ) -> BenchmarkScenario:
+    return BenchmarkScenario(name, "gaussian", learner, description,
+                             shift=GaussianShift(name, mean, (1.0,) * len(mean)))
+
+
+SCENARIOS: dict[str, BenchmarkScenario] = {
+    s.name: s for s in (
+        _gaussian("misspecified_mean_shift", (0.75, 0.5, 0.0, 0.0, 0.0, 0.0),
+                  "Gaussian mean shift (ESS/n of the exact weights 0.44), non-linear clicks, "
+                  "linear-logistic CTR model (misspecified)"),
+        _gaussian("no_shift", (0.0,) * 6, "target = source, linear-logistic CTR model"),
+        _gaussian("flexible_mean_shift", (0.75, 0.5, 0.0, 0.0, 0.0, 0.0),
+                  "the misspecified scenario's data with a flexible XGBoost CTR model",
+                  learner="xgboost"),
+        BenchmarkScenario("click_log_uniform", "click_log", "xgboost",
+                          "users × items × positions, logged by a ranker; target = uniform "
+                          "exploration traffic; XGBoost CTR model with native categoricals",
+                          n_source=20_000, n_target=10_000, n_test=50_000,
+                          click=ClickScenario()),
+    )
+}
+
+
+@dataclass(frozen=True)
+class CellData:
+    """One scenario × seed draw."""
+
+    source: pd.DataFrame
+    target: pd.DataFrame
+    target_labeled: pd.DataFrame
+    test: pd.DataFrame
+    numeric: list[str]
+    categorical: list[str]
+    true_log_w: np.ndarray
+    logged_log_w: np.ndarray | None
+
+
+def _click_logit(x: np.ndarray, intercept: float) -> np.ndarray:
+    return (intercept + 0.8 * x[:, 0] + 0.6 * x[:, 0] ** 2 - 0.4 * x[:, 1]
+            + 0.3 * x[:, 1] * x[:, 2])
+
+
+def draw_cell(scenario: BenchmarkScenario, seed: int) -> CellData:
+    """Draw the four samples of one cell from ``seed`` (independent streams per sample)."""
+    rng = [np.random.default_rng(np.random.SeedSequence([seed, j])) for j in range(4)]
+    sizes = (scenario.n_source, scenario.n_target, scenario.n_source, scenario.n_test)
+    if scenario.kind == "gaussian":
+        shift = scenario.shift
+        mu = np.asarray(shift.mean)
+        frames = []
+        for j, (n, role) in enumerate(zip(sizes, ("source", "target", "target", "target"),
+                                          strict=True)):
+            x = rng[j].standard_normal((n, shift.d)) + (mu if role == "target" else 0.0)
+            frame = pd.DataFrame(x, columns=shift.features)
+            p = 1.0 / (1.0 + np.exp(-_click_logit(x, scenario.intercept)))
+            frame["clicked"] = (rng[j].random(n) < p).astype("int8")
+            frames.append(frame)
+        true_log_w = shift.log_ratio(frames[0][shift.features].to_numpy())
+        return CellData(*frames, numeric=shift.features, categorical=[],
+                        true_log_w=true_log_w, logged_log_w=None)
+    world = ClickScenario(**{**scenario.click.__dict__, "seed": seed}).build()
+    roles = ("source", "target", "holdout", "holdout")
+    frames = [world.sample(n, role, r) for n, role, r in zip(sizes, roles, rng, strict=True)]
+    s = world.scenario
+    target_propensity = 1.0 / (s.n_items * s.n_positions)  # uniform target policy
+    logged = np.log(target_propensity) - np.log(frames[0]["logging_propensity"].to_numpy())
+    return CellData(*frames, numeric=s.numeric_features, categorical=s.categorical_features,
+                    true_log_w=np.log(frames[0]["true_weight"].to_numpy()),
+                    logged_log_w=logged)
