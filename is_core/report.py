@@ -71,6 +71,16 @@ def build_report(
     return report
 
 
+#: How the verdict names the evaluation rows, by ``metrics["evaluated_on"]`` (the names of
+#: :func:`is_core.stages.evaluation_rows`): a labeled target holdout scored unweighted, or, without
+#: one, source rows kept out of training and scored with the final importance weights.
+EVALUATED_ON = {
+    "target_holdout": "target holdout logloss",
+    "source_split_importance_weighted": "logloss on an importance-weighted source split "
+    "(no target holdout)",
+}
+
+
 def verdict(metrics: dict[str, Any], promotion: dict[str, Any] | None = None) -> dict[str, Any]:
     """Plain-language comparison of the weighted model with the unweighted baseline.
 
@@ -78,7 +88,9 @@ def verdict(metrics: dict[str, Any], promotion: dict[str, Any] | None = None) ->
     "improved" when it lies below 0, "worsened" above 0, otherwise "did not significantly
     change". The paired bootstrap interval is used when present (``metrics["differences"]``),
     else the delta-method one (``metrics["delta"]``). ``X ± Y`` is the point difference and the
-    interval's half-width.
+    interval's half-width. The first sentence names the rows the models were scored on
+    (:data:`EVALUATED_ON`), so a reader can tell a target holdout from an importance-weighted
+    estimate on source rows.
     """
     d = metrics.get("differences", {}).get("weighted", {}).get("logloss") or (
         metrics["delta"]["logloss"])
@@ -89,13 +101,14 @@ def verdict(metrics: dict[str, Any], promotion: dict[str, Any] | None = None) ->
         outcome = "worsened"
     else:
         outcome = "did not significantly change"
-    where = metrics["evaluated_on"].replace("_", " ")
+    on = metrics["evaluated_on"]
+    where = EVALUATED_ON.get(on, f"{on.replace('_', ' ')} logloss")
     half = (d["ci_high"] - d["ci_low"]) / 2
     calib_w, calib_u = abs(w["calibration_ratio"] - 1), abs(u["calibration_ratio"] - 1)
     calibration = ("closer to 1 with weighting" if calib_w < calib_u else
                    "further from 1 with weighting" if calib_w > calib_u else "unchanged")
     text = (
-        f"Importance weighting {outcome} {where} logloss: {w['logloss']:.5f} weighted vs "
+        f"Importance weighting {outcome} {where}: {w['logloss']:.5f} weighted vs "
         f"{u['logloss']:.5f} unweighted, a change of {d['value']:+.5f} ± {half:.5f} "
         f"(95 % CI [{d['ci_low']:+.5f}, {d['ci_high']:+.5f}]). Calibration ratio (mean "
         f"prediction / observed CTR) {w['calibration_ratio']:.3f} weighted vs "

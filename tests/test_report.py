@@ -16,11 +16,12 @@ from is_core.report_render import render_html
 from tests.conftest import RUN_DATE, small_config
 
 
-def _metrics(diff: tuple[float, float, float], calib: tuple[float, float]) -> dict:
+def _metrics(diff: tuple[float, float, float], calib: tuple[float, float],
+             evaluated_on: str = "target_holdout") -> dict:
     value, low, high = diff
     model = {"auc": 0.7, "logloss": 0.1, "ece": 0.01}
     return {
-        "evaluated_on": "target_holdout",
+        "evaluated_on": evaluated_on,
         "weighted": {**model, "logloss": 0.1 + value, "calibration_ratio": calib[0]},
         "unweighted": {**model, "calibration_ratio": calib[1]},
         "delta": {"logloss": {"value": 9.0, "ci_low": 8.0, "ci_high": 10.0}},
@@ -42,6 +43,15 @@ class TestVerdict:
         # X ± Y: the paired bootstrap difference and its half-width, not the delta-method one
         assert f"{diff[0]:+.5f} ± {(diff[2] - diff[1]) / 2:.5f}" in v["text"]
         assert "+9.00000" not in v["text"]
+
+    def test_without_a_holdout_it_names_the_weighted_source_split(self):
+        # Regression: the verdict said "source split importance weighted logloss", which did not
+        # tell a reader that no target holdout existed and the numbers are IS estimates.
+        v = verdict(_metrics((-0.004, -0.006, -0.002), (1, 1),
+                             evaluated_on="source_split_importance_weighted"))
+        assert v["text"].startswith(
+            "Importance weighting improved logloss on an importance-weighted source split "
+            "(no target holdout): ")
 
     def test_calibration_direction(self):
         assert verdict(_metrics((0, -1, 1), (0.99, 0.95)))["calibration"] == (
