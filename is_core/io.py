@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
-import gc
 import hashlib
 import json
 import math
@@ -217,9 +216,10 @@ def release_memory() -> None:
     freed pages for reuse rather than returning them, so a process that reads a large frame,
     drops it and then builds XGBoost's matrices peaks at the sum of both. Called between
     stages (and before training); on a non-glibc system the ``malloc_trim`` step is skipped.
-    This is the remedy Dask documents for the same symptom in its workers.
+    This is the remedy Dask documents for the same symptom in its workers. No ``gc.collect()``:
+    frames are freed by reference counting, and a full collection costs 0.2 s once Prefect and
+    GX are loaded.
     """
-    gc.collect()
     pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -15,8 +15,10 @@ raised, since the flow removes the staging folder of a failed run.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +73,11 @@ def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
     DataValidationError
         listing every failed check (role, column, rule, observed, expected, fix).
     """
-    # Great Expectations takes seconds to import: only when validating, not with the flow module
-    from tasks.expectations import (
-        Batch,
-        build_drift_suite,
-        build_suite,
-        context_for,
-        run_batches,
-        suite_json,
-    )
-
+    # Great Expectations takes 2 s to import: only when validating, not with the flow module,
+    # and in a thread while the window is read (Parquet reading releases the GIL).
+    gx_import = threading.Thread(target=importlib.import_module, args=("tasks.expectations",),
+                                 name="import-great-expectations", daemon=True)
+    gx_import.start()
     vc, cols = config.validation, config.columns
     run_date = dt.date.fromisoformat(inputs["run_date"])
     vdir = out_dir / VALIDATION_DIR
@@ -125,6 +122,16 @@ def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
         for role in ("target", "holdout"):
             if role in frames:
                 records += unseen_category_records(frames["source"], frames[role], config, role)
+
+    gx_import.join()
+    from tasks.expectations import (  # a failed import in the thread raises here
+        Batch,
+        build_drift_suite,
+        build_suite,
+        context_for,
+        run_batches,
+        suite_json,
+    )
 
     docs_dir = vdir / "data_docs" if vc.data_docs else None
     context = context_for(docs_dir)  # suites can only be built inside a GX context

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from is_core.design import DomainDesign, category_text, level_codes
 from is_core.diagnostics import WeightDiagnostics, diagnose_weights, evaluate_gates, weight_nmse
 from is_core.domain import DomainClassifierRatio
 from is_core.errors import ProposalFitError
@@ -210,3 +211,36 @@ class TestFittingSample:
     def test_a_cap_too_small_for_the_folds_is_refused(self):
         with pytest.raises(ProposalFitError, match="max_fit_rows=5"):
             _fit("mean_shift", n_source=200, n_target=200, max_fit_rows=5)
+
+
+class TestDesign:
+    def test_level_codes_match_a_lookup_of_each_row(self):
+        column = pd.Series(["b", None, "a", "zz", "b", "__missing__"], dtype="str")
+        levels = ["__missing__", "a", "b"]
+        expected = pd.Index(levels).get_indexer(category_text(column))
+        np.testing.assert_array_equal(level_codes(column, levels), expected)
+        numbers = pd.Series([3, 1, 3, 7])
+        np.testing.assert_array_equal(level_codes(numbers, ["1", "3"]), [1, 0, 1, -1])
+
+    def test_infrequent_levels_share_a_column_and_unseen_ones_go_there(self):
+        frame = pd.DataFrame({"c": pd.array(list("aaabbc"), dtype="str")})
+        design = DomainDesign(categorical=["c"], max_categories=2).fit(frame)
+        assert design.levels_ == {"c": ["a"]} and design.has_infrequent_["c"]
+        X = design.transform(pd.DataFrame({"c": pd.array(["a", "b", "new"], dtype="str")}))
+        np.testing.assert_array_equal(X.toarray(), [[1, 0], [0, 1], [0, 1]])
+
+    def test_without_infrequent_levels_an_unseen_level_has_no_column(self):
+        frame = pd.DataFrame({"c": pd.array(list("aab"), dtype="str"), "x": [0.0, 1.0, 2.0]})
+        design = DomainDesign(numeric=["x"], categorical=["c"]).fit(frame)
+        X = design.transform(pd.DataFrame({"c": pd.array(["b", "new"], dtype="str"),
+                                           "x": [1.0, 1.0]}))
+        np.testing.assert_allclose(X.toarray(), [[0, 0, 1], [0, 0, 0]])
+
+    def test_quadratic_basis_is_standardized_values_and_squares(self):
+        x = np.random.default_rng(0).normal(2.0, 3.0, 1000)
+        design = DomainDesign(numeric=["x"], basis="quadratic").fit(pd.DataFrame({"x": x}))
+        X = design.transform(pd.DataFrame({"x": x}))
+        np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-12)
+        np.testing.assert_allclose(X.std(axis=0), 1, atol=1e-12)
+        z = (x - x.mean()) / x.std()
+        assert np.corrcoef(X[:, 1], z**2)[0, 1] == pytest.approx(1.0)
