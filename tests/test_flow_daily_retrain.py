@@ -102,3 +102,69 @@ class TestFailedRun:
             daily_retrain(config=config, run_date=RUN_DATE)
         run_dir = out / RUN_DATE.isoformat()
         assert sorted(p.name for p in run_dir.iterdir()) == ["failures"]
+
+
+@pytest.fixture(scope="module")
+def run_without_holdout(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The same data with ``data.holdout`` unset: no target labels to evaluate on."""
+    out = tmp_path_factory.mktemp("runs-no-holdout")
+    config = small_config(small_data_root, out, data={"holdout": None},
+                          evaluation={"n_boot": 50})
+    result = daily_retrain(config=config, run_date=RUN_DATE)
+    return result, out / RUN_DATE.isoformat()
+
+
+class TestRunWithoutHoldout:
+    """Without a target holdout the models are scored on source rows kept out of training,
+    importance-weighted with the final weights (``is_core.stages.evaluation_rows``)."""
+
+    def test_completes_and_reads_no_holdout(self, run_without_holdout):
+        result, run_dir = run_without_holdout
+        assert Path(result["run_dir"]) == run_dir.resolve()
+        report = json.loads((run_dir / "report.json").read_text())
+        assert set(report["inputs"]["roles"]) == {"source", "target"}
+        assert set(report["validation"]) == {"source", "target"}
+
+    def test_metrics_say_they_are_weighted_source_split_estimates(self, run_without_holdout):
+        _, run_dir = run_without_holdout
+        m = json.loads((run_dir / "report.json").read_text())["metrics"]
+        assert m["evaluated_on"] == "source_split_importance_weighted"
+        assert m["evaluation_note"].startswith("no target holdout: source rows kept out of "
+                                               "training, importance-weighted")
+        for model in ("weighted", "unweighted"):
+            assert np.isfinite(m[model]["logloss"]) and 0.5 < m[model]["auc"] <= 1.0
+
+    def test_evaluation_rows_are_not_trained_on(self, run_without_holdout):
+        _, run_dir = run_without_holdout
+        report = json.loads((run_dir / "report.json").read_text())
+        rows = pd.read_parquet(run_dir / "evaluation_rows.parquet")["row_id"].to_numpy()
+        n_source = 3 * 4_000
+        assert rows.size == len(np.unique(rows)) == report["metrics"]["n"]
+        assert 0 < rows.size < n_source and rows.min() >= 0 and rows.max() < n_source
+        # training (fit + early-stopping split) used exactly the other source rows
+        for model in ("weighted", "unweighted"):
+            info = report["models"][model]
+            assert info["n_train"] + info["n_valid"] == n_source - rows.size, model
+
+    def test_metrics_are_weighted_by_the_final_weights_of_those_rows(
+        self, run_without_holdout, small_data_root
+    ):
+        _, run_dir = run_without_holdout
+        m = json.loads((run_dir / "report.json").read_text())["metrics"]
+        rows = pd.read_parquet(run_dir / "evaluation_rows.parquet")["row_id"]
+        weights = pd.read_parquet(run_dir / "weights.parquet").set_index("row_id")
+        source = pd.concat(pd.read_parquet(f, columns=["impression_id", "clicked"])
+                           for f in sorted((small_data_root / "source").rglob("*.parquet")))
+        held = weights.loc[rows].merge(source, on="impression_id", validate="one_to_one")
+        assert len(held) == len(rows)
+        snis_ctr = (held["final_weight"] * held["clicked"]).sum() / held["final_weight"].sum()
+        for model in ("weighted", "unweighted"):
+            assert m[model]["observed_ctr"] == pytest.approx(snis_ctr, rel=1e-9), model
+
+    def test_verdict_names_the_weighted_source_split(self, run_without_holdout):
+        _, run_dir = run_without_holdout
+        report = json.loads((run_dir / "report.json").read_text())
+        text = report["verdict"]["text"]
+        assert "on an importance-weighted source split (no target holdout)" in text
+        assert "target holdout logloss" not in text
+        assert text in (run_dir / "report.md").read_text()
