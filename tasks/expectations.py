@@ -19,6 +19,7 @@ regenerated with ``python -m tasks.expectations`` (``--check`` verifies they are
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -258,6 +259,7 @@ def _forget(context: Any, batches: Sequence[Batch]) -> None:
                 store.delete(name)
             except Exception:  # noqa: BLE001 - not added (the run failed before it): nothing held
                 pass
+    gc.collect()  # GX's validators and batches reference each other: only the cycle GC frees them
 
 
 def validate_frame(frame: pd.DataFrame, config: IsbenchConfig, role: str,
