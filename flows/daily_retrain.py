@@ -81,7 +81,8 @@ def daily_retrain(
                                  inputs=inputs, validation=validation, proposal=proposal,
                                  weights=weights, models=models, metrics=metrics)
         stage = "publish"
-        (folders.staging / "log_ratio.parquet").unlink(missing_ok=True)
+        for scratch in ("log_ratio.parquet", "evaluation_predictions.parquet"):
+            (folders.staging / scratch).unlink(missing_ok=True)
         # The alias switch and the publication succeed together or not at all: if publishing
         # fails, the transaction rolls back and the switch's hook restores the old champion.
         with transaction():

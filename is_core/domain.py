@@ -11,17 +11,13 @@ By Bayes' rule, with :math:`n_s` source and :math:`n_t` target rows,
 
 Everything is computed in log space: the classifier's decision function *is* the logit, so no
 probability is clipped on the way to a weight (the one exception, isotonic calibration, is
-documented in :func:`_isotonic_logit`).
+documented in :mod:`is_core.calibration`).
 
-**Learners.** ``"logistic"``: L2 logistic regression with one-hot categoricals (at most
-``max_categories`` levels per column) and numerics entering through a basis: ``"linear"``
-(standardized values: a log-linear ratio, exact for a mean shift), ``"quadratic"`` (values and
-their squares: exact for a Gaussian variance shift), ``"spline"`` (cubic B-splines with quantile
-knots, extrapolated linearly so weights do not explode off the data: an additive non-linear
-ratio), or ``"auto"``: cross-fit ``linear`` and ``quadratic`` and keep the simplest whose
-out-of-fold log-loss is within one standard error of the best (honest model selection: each
-candidate is scored on rows it never saw; the one-SE rule keeps the linear basis unless the
-quadratic one is detectably better).
+**Learners.** ``"logistic"``: L2 logistic regression on :class:`is_core.design.DomainDesign`
+(one-hot categoricals, numerics through a ``"linear"``, ``"quadratic"`` or ``"spline"`` basis),
+or ``"auto"``: cross-fit ``linear`` and ``quadratic`` and keep the simplest whose out-of-fold
+log-loss is within one standard error of the best (each candidate is scored on rows it never
+saw; the one-SE rule keeps the linear basis unless the quadratic one is detectably better).
 ``"xgboost"``: gradient-boosted trees with native categoricals; its raw margins are usually
 over-confident, hence ``calibration``.
 
@@ -50,11 +46,11 @@ from typing import Literal, Self
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from is_core.calibration import apply_calibrator, fit_calibrator
 from is_core.design import MISSING_CATEGORY, DomainDesign, category_text, level_codes
 from is_core.errors import ProposalFitError
 from is_core.features import finite_numeric_mask
@@ -190,9 +186,9 @@ class DomainClassifierRatio(BaseEstimator):
             for _, test_idx in folds:
                 others = np.ones(len(y), dtype=bool)
                 others[test_idx] = False
-                calibrator = _fit_calibrator(self.calibration, raw[others], y[others])
-                logit[test_idx] = _apply_calibrator(calibrator, raw[test_idx])
-            self.calibrator_ = _fit_calibrator(self.calibration, raw, y)
+                calibrator = fit_calibrator(self.calibration, raw[others], y[others])
+                logit[test_idx] = apply_calibrator(calibrator, raw[test_idx])
+            self.calibrator_ = fit_calibrator(self.calibration, raw, y)
         self.n_source_, self.n_target_ = n_s, n_t
         self.n_fit_source_, self.n_fit_target_ = len(fit_source), len(fit_target)
         # The classifier learned the odds at the fitting sample's domain proportions.
@@ -248,7 +244,7 @@ class DomainClassifierRatio(BaseEstimator):
                 X = self._frame(part)
                 raw = np.mean([self._decision(est, X) for est in self.estimators_], axis=0)
             if self.calibration is not None:
-                raw = _apply_calibrator(self.calibrator_, raw)
+                raw = apply_calibrator(self.calibrator_, raw)
             out[start:start + chunk] = raw
         return out
 
@@ -401,29 +397,3 @@ def _is_constant(*columns: pd.Series) -> bool:
         elif column.isna().any() or not (column == value).all():
             return False
     return True
-
-
-def _fit_calibrator(method: str, score: np.ndarray, y: np.ndarray):
-    if method == "sigmoid":
-        return LogisticRegression(C=1e6, max_iter=1000).fit(score[:, None], y)
-    isotonic = IsotonicRegression(out_of_bounds="clip").fit(score, y)
-    isotonic.n_fit_ = len(score)
-    return isotonic
-
-
-def _apply_calibrator(calibrator, score: np.ndarray) -> np.ndarray:
-    if isinstance(calibrator, LogisticRegression):
-        return calibrator.decision_function(score[:, None])
-    return _isotonic_logit(calibrator, score)
-
-
-def _isotonic_logit(calibrator: IsotonicRegression, score: np.ndarray) -> np.ndarray:
-    """Logit of an isotonic probability, clipped to :math:`[1/(m+1), m/(m+1)]`.
-
-    An isotonic fit reaches exactly 0 or 1 on its extreme blocks, whose logit (hence weight) is
-    infinite; ``m`` is the number of rows the map was fitted on, so the clip is the smallest
-    probability those rows can resolve. This is the one place a probability is clipped.
-    """
-    eps = 1.0 / (calibrator.n_fit_ + 1)
-    p = np.clip(calibrator.predict(score), eps, 1 - eps)
-    return np.log(p) - np.log1p(-p)

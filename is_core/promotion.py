@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from is_core.config import IsbenchConfig, PromotionConfig
 from is_core.ctr import WeightedCTRModel
 from is_core.metrics import ctr_metrics, paired_logloss_difference
 from is_core.registry import CHAMPION, ModelRegistry, ModelVersion
-from is_core.stages import evaluation_rows
+from is_core.stages import PREDICTIONS_FILE, evaluation_rows
 
 LOWER_IS_BETTER = {"logloss": True, "auc": False, "calibration_error": True}
 
@@ -254,6 +255,18 @@ def _version_summary(version: ModelVersion, metrics: dict[str, Any]) -> dict[str
             "metrics": metrics}
 
 
+def _evaluation_predictions(out_dir: Path, n_rows: int) -> pd.DataFrame | None:
+    """The evaluate stage's predictions of today's two models on the same evaluation rows
+    (``evaluation_predictions.parquet``), or None when absent or not of ``n_rows`` rows."""
+    path = Path(out_dir) / PREDICTIONS_FILE
+    if not path.is_file():
+        return None
+    scored = pd.read_parquet(path)
+    if len(scored) != n_rows or not {"weighted", "unweighted"} <= set(scored.columns):
+        return None
+    return scored
+
+
 def evaluate_promotion(
     config: IsbenchConfig, inputs: dict[str, Any], validation: dict[str, Any],
     weights: dict[str, Any], models: dict[str, Any], out_dir: Path,
@@ -279,7 +292,9 @@ def evaluate_promotion(
 
     frame, sample_weight, on = evaluation_rows(config, inputs, weights, out_dir)
     y = frame[config.columns.label].to_numpy()
-    p_chal = WeightedCTRModel.load(challenger.model_path).predict_proba(frame)
+    scored = _evaluation_predictions(out_dir, len(frame))
+    p_chal = (scored["weighted"] if scored is not None
+              else WeightedCTRModel.load(challenger.model_path).predict_proba(frame))
     chal = _version_summary(challenger, ctr_metrics(y, p_chal, sample_weight))
     champ, difference = None, None
     if champion is not None:
@@ -288,7 +303,8 @@ def evaluate_promotion(
         difference = paired_logloss_difference(y, p_chal, p_champ, sample_weight).to_dict()
     baseline = None
     if config.promotion.require_weighting_not_worse and "unweighted" in models:
-        p_base = WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame)
+        p_base = (scored["unweighted"] if scored is not None
+                  else WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame))
         baseline = {"metrics": ctr_metrics(y, p_base, sample_weight)}
     decision = decide_promotion(
         config.promotion, min_ess_fraction=config.weights.min_ess_fraction,

@@ -53,6 +53,7 @@ WEIGHTS_FILE = "weights.parquet"
 MODEL_FILE = "model.ubj"
 BASELINE_FILE = "baseline_model.ubj"
 EVAL_ROWS_FILE = "evaluation_rows.parquet"
+PREDICTIONS_FILE = "evaluation_predictions.parquet"  # scratch: the promotion gate reuses it
 
 
 def role_columns(config: IsbenchConfig, role: str) -> list[str]:
@@ -356,6 +357,7 @@ def evaluate_models(
         predictions[name] = model.predict_proba(frame)
         metrics[name] = ctr_metrics(y, predictions[name], sample_weight, ec.calibration_bins)
         metrics.setdefault("unseen_category_share", model.feature_spec_.unseen_share(frame))
+    write_parquet_atomic(pd.DataFrame(predictions), out_dir / PREDICTIONS_FILE)
     boot = bootstrap_metrics(y, predictions, sample_weight, baseline="unweighted",
                              n_boot=ec.n_boot, level=ec.ci_level, n_bins=ec.calibration_bins,
                              random_state=config.random_state)
