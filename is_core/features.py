@@ -35,22 +35,27 @@ class FeatureSpec:
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Numeric columns as float32 and categoricals as ``category`` with the fitted levels."""
+        """Numeric columns as float32 and categoricals as ``category`` with the fitted levels.
+
+        A frame this spec already encoded is returned as is (column subset, no copy).
+        """
+        if self._encoded(frame):
+            return frame[self.columns]
         out = {}
         for col in self.numeric:
             out[col] = pd.to_numeric(frame[col], errors="raise").astype("float32")
         for col in self.categorical:
-            dtype = frame[col].dtype
-            if (isinstance(dtype, pd.CategoricalDtype)
-                    and list(dtype.categories) == self.categories[col]):
-                out[col] = frame[col]  # already encoded with these levels (no copy)
-                continue
-            values = frame[col].astype("str")
-            # Unseen categories become missing explicitly (pandas 4 will refuse to do it
-            # implicitly); XGBoost sends missing values down each split's default branch.
-            known = frame[col].notna() & values.isin(self.categories[col])
-            out[col] = pd.Categorical(values.where(known), categories=self.categories[col])
+            # Unseen categories become missing (code -1); XGBoost sends missing values down
+            # each split's default branch.
+            out[col] = pd.Categorical.from_codes(category_codes(frame[col], self.categories[col]),
+                                                 categories=self.categories[col])
         return pd.DataFrame(out, index=frame.index)
+
+    def _encoded(self, frame: pd.DataFrame) -> bool:
+        dtypes = frame.dtypes
+        return all(dtypes[c] == np.float32 for c in self.numeric) and all(
+            isinstance(dtypes[c], pd.CategoricalDtype)
+            and list(dtypes[c].categories) == self.categories[c] for c in self.categorical)
 
     def unseen_share(self, frame: pd.DataFrame) -> dict[str, float]:
         """Share of non-null values of each categorical column that were unseen at fit time."""
@@ -68,6 +73,14 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FeatureSpec:
         return cls(list(raw["numeric"]), list(raw["categorical"]), dict(raw["categories"]))
+
+
+def category_codes(column: pd.Series, categories: list[str]) -> np.ndarray:
+    """Position of each value of ``column`` (as text) in ``categories``: -1 when it is missing
+    or not one of them. Each distinct value is looked up once (factorize first)."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    position = pd.Index(categories).get_indexer(pd.Index(uniques).astype("str"))
+    return np.append(position, -1).astype(np.int32)[codes]  # code -1 (missing) → -1
 
 
 def finite_numeric_mask(frame: pd.DataFrame, numeric: list[str]) -> np.ndarray:

@@ -12,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from is_core.ctr import WeightedCTRModel, metadata_path
 from is_core.errors import TrainingError
+from is_core.features import FeatureSpec
 from is_core.metrics import row_logloss
 from is_core.scenario import ClickScenario
 
@@ -99,3 +100,22 @@ class TestBadInput:
         w = (frame["clicked"] == 0).astype(float)
         with pytest.raises(TrainingError, match="zero mass on clicks"):
             WeightedCTRModel(**PARAMS).fit(frame, frame["clicked"], w)
+
+
+class TestFeatureSpec:
+    def test_unseen_and_missing_categories_become_missing(self):
+        train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": pd.array(["a", "b", "a"], dtype="str")})
+        spec = FeatureSpec(["x"], ["c"]).fit(train)
+        new = pd.DataFrame({"x": [0.5, 1.5, 2.5], "c": pd.array(["b", None, "z"], dtype="str")})
+        X = spec.transform(new)
+        assert X["x"].dtype == np.float32
+        assert list(X["c"].cat.categories) == ["a", "b"]
+        assert X["c"].iloc[0] == "b" and X["c"].iloc[1:].isna().all()
+
+    def test_an_encoded_frame_passes_through_without_a_copy(self):
+        train = pd.DataFrame({"x": [1.0, 2.0], "c": pd.array(["a", "b"], dtype="str")})
+        spec = FeatureSpec(["x"], ["c"]).fit(train)
+        X = spec.transform(train)
+        again = FeatureSpec(["x"], ["c"]).fit(X).transform(X)
+        assert np.shares_memory(again["x"].to_numpy(), X["x"].to_numpy())
+        pd.testing.assert_frame_equal(again, X)
