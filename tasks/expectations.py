@@ -221,20 +221,7 @@ def run_batches(batches: Sequence[Batch], docs_dir: Path | None = None,
     out = {}
     try:
         for batch in batches:
-            source = context.data_sources.add_pandas(f"isbench_{batch.name}")
-            definition = source.add_dataframe_asset(batch.name
-                                                    ).add_batch_definition_whole_dataframe("window")
-            suite = context.suites.add(batch.suite)
-            validation = context.validation_definitions.add(
-                gx.ValidationDefinition(name=batch.name, data=definition, suite=suite))
-            result = validation.run(batch_parameters={"dataframe": batch.frame},
-                                    result_format="SUMMARY")
-            records = [_record(r, batch.role) for r in result.results]
-            failed = [r for r in records if not r["success"]]
-            out[batch.name] = {"role": batch.role, "suite": suite.name,
-                               "rows": int(len(batch.frame)), "success": bool(result.success),
-                               "evaluated": len(records), "failed": len(failed),
-                               "failures": failed, "results": records}
+            out[batch.name] = _run_one(context, batch)
         if docs_dir is not None:
             context.build_data_docs(site_names=["isbench"])
             for heavy in ("fonts", "images"):  # 4 MB of static assets per run; pages use CDNs
@@ -242,6 +229,23 @@ def run_batches(batches: Sequence[Batch], docs_dir: Path | None = None,
     finally:
         _forget(context, batches)
     return out
+
+
+def _run_one(context: Any, batch: Batch) -> dict[str, Any]:
+    """Validate one batch (its GX objects are locals here, so they are garbage once it returns:
+    :func:`_forget` can then free them)."""
+    source = context.data_sources.add_pandas(f"isbench_{batch.name}")
+    definition = source.add_dataframe_asset(batch.name).add_batch_definition_whole_dataframe(
+        "window")
+    suite = context.suites.add(batch.suite)
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=batch.name, data=definition, suite=suite))
+    result = validation.run(batch_parameters={"dataframe": batch.frame}, result_format="SUMMARY")
+    records = [_record(r, batch.role) for r in result.results]
+    failed = [r for r in records if not r["success"]]
+    return {"role": batch.role, "suite": suite.name, "rows": int(len(batch.frame)),
+            "success": bool(result.success), "evaluated": len(records), "failed": len(failed),
+            "failures": failed, "results": records}
 
 
 def _forget(context: Any, batches: Sequence[Batch]) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import shutil
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,21 @@ class TestSuites:
         assert failed == {("logging_propensity", "expect_column_values_to_be_between"),
                           ("user_segment", "expect_column_values_to_be_of_type")}
         assert all(r["fix"] and r["observed"] is not None for r in summary["failures"])
+
+    def test_validated_frames_are_not_kept_alive(self):
+        # Regression: GX keeps its ephemeral context as the process's current project, and the
+        # context's pandas data sources cached every validated frame: a flow run held its whole
+        # window (0.7 GB at 1M + 1M rows) until the process exited.
+        from tasks.expectations import Batch, build_suite, context_for, run_batches
+
+        context = context_for()
+        frame = scenario_frame(500)
+        alive = weakref.ref(frame)
+        run_batches([Batch("source", "source", build_suite(CONFIG, "source"), frame)],
+                    context=context)
+        del frame
+        assert alive() is None
+        assert not list(context.data_sources.all())
 
 
 # ---------------------------------------------------------------------------- quarantine run
