@@ -17,6 +17,7 @@ from prefect.transactions import transaction
 
 from is_core.config import IsbenchConfig
 from is_core.runs import RunFolders, run_date_for
+from is_core.stages import LOG_RATIO_FILE, PREDICTIONS_FILE
 from tasks import promotion as promo
 from tasks import stages as t
 from tasks.validation import inputs_after_quarantine
@@ -81,7 +82,7 @@ def daily_retrain(
                                  inputs=inputs, validation=validation, proposal=proposal,
                                  weights=weights, models=models, metrics=metrics)
         stage = "publish"
-        for scratch in ("log_ratio.parquet", "evaluation_predictions.parquet"):
+        for scratch in (LOG_RATIO_FILE, PREDICTIONS_FILE):
             (folders.staging / scratch).unlink(missing_ok=True)
         # The alias switch and the publication succeed together or not at all: if publishing
         # fails, the transaction rolls back and the switch's hook restores the old champion.

@@ -38,6 +38,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import SplineTransformer
 
+from is_core.features import category_codes
+
 MISSING_CATEGORY = "__missing__"
 BASES = ("linear", "quadratic", "spline")
 
@@ -49,13 +51,9 @@ def category_text(column: pd.Series) -> pd.Series:
 
 def level_codes(column: pd.Series, levels: list[str]) -> np.ndarray:
     """Position of each value of ``column`` (as :func:`category_text`) in ``levels``; -1 when
-    it is not one of them. Factorizes first, so each distinct value is looked up once (8x
-    faster than looking up every row's text)."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    index = pd.Index(levels)
-    position = index.get_indexer(pd.Index(uniques).astype("str"))
-    position = np.append(position, index.get_indexer([MISSING_CATEGORY]))  # code -1: missing
-    return position.astype(np.int32)[codes]
+    it is not one of them."""
+    return category_codes(column, levels, missing=pd.Index(levels).get_indexer(
+        [MISSING_CATEGORY])[0])
 
 
 def _standardize(values: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:

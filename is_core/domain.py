@@ -174,7 +174,7 @@ class DomainClassifierRatio(BaseEstimator):
         for basis in candidates:
             design = self._design(basis).fit(sample) if self.learner == "logistic" else None
             X = design.transform(sample) if design is not None else self._frame(sample)
-            raw, estimators = self._crossfit(basis, X, y, folds)
+            raw, estimators = self._crossfit(X, y, folds)
             fits[basis] = (np.logaddexp(0.0, raw) - y * raw, raw, estimators, design)
         del sample, X
         self.basis_log_loss_ = {b: float(f[0].mean()) for b, f in fits.items()}
@@ -248,7 +248,7 @@ class DomainClassifierRatio(BaseEstimator):
             out[start:start + chunk] = raw
         return out
 
-    def _crossfit(self, basis: str, X, y: np.ndarray, folds: list) -> tuple[np.ndarray, list]:
+    def _crossfit(self, X, y: np.ndarray, folds: list) -> tuple[np.ndarray, list]:
         raw = np.empty(len(y))
         estimators = []
         template = self._classifier()
