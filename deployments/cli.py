@@ -12,6 +12,10 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# The ephemeral API server migrates a new SQLite database on its first start, which on a 2-core
+# machine takes longer than Prefect's default 20 s: a first `make demo` on a fresh machine
+# failed with "Timed out while attempting to connect to ephemeral Prefect API server".
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from is_core.config import IsbenchConfig  # noqa: E402
 from is_core.errors import IsbenchError  # noqa: E402
