@@ -39,8 +39,8 @@ import xgboost as xgb  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from is_core.config import IsbenchConfig  # noqa: E402
-from is_core.features import FeatureSpec  # noqa: E402
-from is_core.scenario import ClickScenario, write_scenario  # noqa: E402
+from is_core.data.features import FeatureSpec  # noqa: E402
+from is_core.simulate.clicklog import ClickScenario, write_scenario  # noqa: E402
 
 RUN_DATE = dt.date(2026, 11, 28)
 

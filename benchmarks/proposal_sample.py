@@ -5,7 +5,7 @@
 
 On one day of the ``pipeline_overhead`` click-log scenario (40 features, 36 numeric and 4
 categorical; ``rows`` source and ``rows`` target impressions, exact weights known), fits the
-default :class:`~is_core.domain.DomainClassifierRatio` with ``max_fit_rows`` = each cap (two
+default :class:`~is_core.weights.domain.DomainClassifierRatio` with ``max_fit_rows`` = each cap (two
 seeds of the fitting sample) and prints the seconds, the chosen basis, the domain AUC, and the
 accuracy of the final weights against the exact ones: NMSE (1 = no better than constant
 weights), Spearman correlation and ESS/n. The scenario's logging ranker interacts user and item
@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from is_core.diagnostics import weight_nmse  # noqa: E402
-from is_core.domain import DomainClassifierRatio  # noqa: E402
-from is_core.scenario import ClickScenario, write_scenario  # noqa: E402
-from is_core.weights import normalize_log_weights  # noqa: E402
+from is_core.simulate.clicklog import ClickScenario, write_scenario  # noqa: E402
+from is_core.weights.diagnostics import weight_nmse  # noqa: E402
+from is_core.weights.domain import DomainClassifierRatio  # noqa: E402
+from is_core.weights.normalize import normalize_log_weights  # noqa: E402
 
 RUN_DATE = dt.date(2026, 11, 28)
 

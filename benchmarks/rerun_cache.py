@@ -28,8 +28,8 @@ from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings  # 
 
 from flows.daily_retrain import daily_retrain  # noqa: E402
 from is_core.config import IsbenchConfig  # noqa: E402
-from is_core.registry import ModelRegistry  # noqa: E402
-from is_core.scenario import ClickScenario, write_scenario  # noqa: E402
+from is_core.release.registry import ModelRegistry  # noqa: E402
+from is_core.simulate.clicklog import ClickScenario, write_scenario  # noqa: E402
 
 RUN_DATE = dt.date(2026, 11, 28)
 

@@ -18,9 +18,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from is_core.benchmark import BenchmarkConfig, run_cell  # noqa: E402
-from is_core.benchmark_report import write_outputs  # noqa: E402
-from is_core.benchmark_scenarios import SCENARIOS  # noqa: E402
+from is_core.benchmark.grid import BenchmarkConfig, run_cell  # noqa: E402
+from is_core.benchmark.outputs import write_outputs  # noqa: E402
+from is_core.benchmark.scenarios import SCENARIOS  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/validation_overhead.py                  # 1M source rows
     .venv/bin/python benchmarks/validation_overhead.py --rows 100000    # a quick look
 
-Generates a click-log scenario (:mod:`is_core.scenario`) of ``--days`` + 1 days: ``--rows``
+Generates a click-log scenario (:mod:`is_core.simulate.clicklog`) of ``--days`` + 1 days: ``--rows``
 source impressions over the ``--days``-day window (default 1,000,000 over 7 days), plus a quarter
 as many target and holdout impressions. Then, in one process:
 
@@ -34,9 +34,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from is_core import stages  # noqa: E402
 from is_core.config import IsbenchConfig  # noqa: E402
-from is_core.scenario import ClickScenario, write_scenario  # noqa: E402
+from is_core.data.stage import locate_inputs, read_role  # noqa: E402
+from is_core.simulate.clicklog import ClickScenario, write_scenario  # noqa: E402
 
 RUN_DATE = dt.date(2026, 11, 28)
 
@@ -78,7 +78,7 @@ def main() -> None:
 
     previous = RUN_DATE - dt.timedelta(days=1)
     t0 = time.perf_counter()
-    validate_window(config, stages.locate_inputs(config, previous),
+    validate_window(config, locate_inputs(config.data, config.columns, previous),
                     Path(config.output_root) / previous.isoformat())
     reference_seconds = time.perf_counter() - t0
 
@@ -90,9 +90,9 @@ def main() -> None:
     result = state.result()
     in_flow = validate_task_seconds(str(state.state_details.flow_run_id))
 
-    inputs = stages.locate_inputs(config, RUN_DATE)
+    inputs = locate_inputs(config.data, config.columns, RUN_DATE)
     t0 = time.perf_counter()
-    frames = {r: stages.read_role(inputs, r) for r in inputs["roles"]}
+    frames = {r: read_role(inputs, r) for r in inputs["roles"]}
     read_seconds = time.perf_counter() - t0
     rows = {r: len(f) for r, f in frames.items()}
     del frames

@@ -1,13 +1,13 @@
 """How accurate are the importance weights and the target-CTR intervals? Known-truth benchmark.
 
-Scenarios: :func:`is_core.synthetic.gaussian_scenarios` (d = 10; exact log ratio and target CTR).
+Scenarios: :func:`is_core.simulate.gaussian.gaussian_scenarios` (d = 10; exact log ratio and target CTR).
 
 Part 1, **weights** (10,000 source + 10,000 target rows, the issue's anchor setting): for each
 scenario × weight estimator × clip method, the weight NMSE against the exact weights (after
-clipping; :func:`is_core.diagnostics.weight_nmse`, 1 = no better than constant weights), the
+clipping; :func:`is_core.weights.diagnostics.weight_nmse`, 1 = no better than constant weights), the
 Spearman correlation with the exact weights, the domain AUC and the seconds to fit. Weight
 estimators: ``true`` (exact weights), ``logistic`` (linear basis), ``default`` (the default
-:class:`~is_core.domain.DomainClassifierRatio`: logistic, auto basis), ``xgboost`` (uncalibrated),
+:class:`~is_core.weights.domain.DomainClassifierRatio`: logistic, auto basis), ``xgboost`` (uncalibrated),
 ``xgboost+sigmoid``, and ``ulsif`` (unconstrained least-squares importance fitting, Kanamori,
 Hido & Sugiyama 2009, the kernel method ADAPT calls ULSIF; 100 Gaussian-kernel centres drawn
 from the target, width and ridge chosen on a held-out split by the uLSIF criterion).
@@ -18,7 +18,7 @@ each scenario × estimator × clip, the mean error and RMSE against the exact ta
 coverage of the nominal 95 % interval and its mean width, plus how often each gate fails.
 Estimators: naive, IS, SNIS (delta-method CI), SNIS (Poisson-bootstrap CI, 200 replicates), DR
 (logistic-regression CTR model as the direct method). SNIS and DR intervals of clipped weights
-are bias-guarded (hull with the unclipped interval, :mod:`is_core.estimators`); IS intervals
+are bias-guarded (hull with the unclipped interval, :mod:`is_core.weights.estimators`); IS intervals
 are plain.
 
 Part 3 (``--scale``): seconds and peak RSS of the default weight estimator at 1M and 10M rows
@@ -46,18 +46,18 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from is_core.clipping import clip_log_weights  # noqa: E402
-from is_core.diagnostics import diagnose_weights, evaluate_gates, weight_nmse  # noqa: E402
-from is_core.domain import DomainClassifierRatio  # noqa: E402
-from is_core.estimators import (  # noqa: E402
+from is_core.simulate.gaussian import GaussianShift, gaussian_scenarios  # noqa: E402
+from is_core.weights.clipping import clip_log_weights  # noqa: E402
+from is_core.weights.diagnostics import diagnose_weights, evaluate_gates, weight_nmse  # noqa: E402
+from is_core.weights.domain import DomainClassifierRatio  # noqa: E402
+from is_core.weights.estimators import (  # noqa: E402
     bootstrap_estimate,
     dr_estimate,
     is_estimate,
     naive_estimate,
     snis_estimate,
 )
-from is_core.synthetic import GaussianShift, gaussian_scenarios  # noqa: E402
-from is_core.weights import normalize_log_weights  # noqa: E402
+from is_core.weights.normalize import normalize_log_weights  # noqa: E402
 
 CLIPS = ("none", "quantile", "ionides", "psis", "auto")
 LEARNERS: dict[str, dict[str, Any]] = {

@@ -19,7 +19,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from is_core.config import IsbenchConfig  # noqa: E402
 from is_core.errors import IsbenchError  # noqa: E402
-from is_core.stages import check_run_date  # noqa: E402
+from is_core.release.runs import check_run_date  # noqa: E402
 
 DEMO_RUN_DATE = dt.date(2026, 11, 28)
 
@@ -29,7 +29,7 @@ def _config(path: str | None) -> IsbenchConfig:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from is_core.scenario import ClickScenario, write_scenario
+    from is_core.simulate.clicklog import ClickScenario, write_scenario
 
     scenario = ClickScenario(seed=args.seed, target=args.target)
     files = write_scenario(
@@ -113,9 +113,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from is_core.promotion import registry_for
+    from is_core.release.stage import registry_for
 
-    registry = registry_for(_config(args.config))
+    config = _config(args.config)
+    registry = registry_for(config.promotion, config.output_root)
     recovered = registry.recover()  # finish a switch whose process died
     champion = registry.alias()
     print(f"registry {registry.root.resolve()}")
@@ -132,7 +133,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from flows.benchmark import benchmark
-    from is_core.benchmark import BenchmarkConfig
+    from is_core.benchmark.grid import BenchmarkConfig
 
     raw = {"seeds": list(range(args.seeds)), "size_factor": args.size_factor,
            "output_dir": args.out}

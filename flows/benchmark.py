@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from is_core.benchmark import BenchmarkConfig
+from is_core.benchmark.grid import BenchmarkConfig
 from tasks.benchmark import PROGRESS_ARTIFACT, benchmark_cell, benchmark_report
 
 

@@ -16,8 +16,9 @@ from prefect.runtime import flow_run
 from prefect.transactions import transaction
 
 from is_core.config import IsbenchConfig
-from is_core.runs import RunFolders, run_date_for
-from is_core.stages import LOG_RATIO_FILE, PREDICTIONS_FILE
+from is_core.ctr.stage import PREDICTIONS_FILE
+from is_core.release.runs import RunFolders, run_date_for
+from is_core.weights.stage import LOG_RATIO_FILE
 from tasks import promotion as promo
 from tasks import stages as t
 from tasks.validation import inputs_after_quarantine

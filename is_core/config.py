@@ -93,7 +93,7 @@ class DataConfig(_Strict):
 
 class ProposalConfig(_Strict):
     """The proposal model: a probabilistic domain classifier, target vs source, or the logged
-    propensities (see :mod:`is_core.domain` and :mod:`is_core.weights`)."""
+    propensities (see :mod:`is_core.weights.domain` and :mod:`is_core.weights.normalize`)."""
 
     learner: Literal["logistic", "xgboost", "logged_propensity"] = Field(
         "logistic", description="Domain classifier, or 'logged_propensity': exact policy weights "
@@ -151,7 +151,7 @@ class WeightsConfig(_Strict):
 
     clip: Literal["none", "hard", "quantile", "ionides", "psis", "auto"] = Field(
         "auto", description="'auto' picks the cap minimizing the estimated MSE of the SNIS "
-        "target-CTR estimate (is_core.clipping).")
+        "target-CTR estimate (is_core.weights.clipping).")
     clip_quantile: float = Field(0.99, gt=0.5, le=1.0, description="For clip='quantile'.")
     clip_max_weight: float | None = Field(None, gt=0, description="For clip='hard'.")
     normalize_per: Literal["window", "day"] = Field(

@@ -1,6 +1,6 @@
 """Prefect tasks of the weighting benchmark: one cell (scenario × seed), and the outputs.
 
-No maths here: :mod:`is_core.benchmark` does the work. A cell returns a few dozen small dicts.
+No maths here: :mod:`is_core.benchmark.grid` does the work. A cell returns a few dozen small dicts.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from is_core.benchmark import BenchmarkConfig, run_cell
-from is_core.benchmark_report import write_outputs
+from is_core.benchmark.grid import BenchmarkConfig, run_cell
+from is_core.benchmark.outputs import write_outputs
 
 LEADERBOARD_ARTIFACT = "isbench-benchmark-leaderboard"
 REPORT_ARTIFACT = "isbench-benchmark-report"

@@ -34,20 +34,27 @@ from prefect.context import TaskRunContext
 import is_core
 from is_core import __version__
 from is_core.config import IsbenchConfig
-from is_core.ctr import library_versions
-from is_core.io import publish_directory, write_json_atomic, write_text_atomic
+from is_core.ctr.model import library_versions
+from is_core.data.atomic import publish_directory, write_json_atomic, write_text_atomic
 
 CACHE_DIR = ".cache"
 SUMMARY_FILE = "summary.json"
 
 
+def source_fingerprint(root: Path) -> str:
+    """SHA-256 of every ``*.py`` file under ``root``, subpackages included, each by its path
+    relative to ``root`` and its bytes (a moved or renamed module changes it too)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @functools.cache
 def code_fingerprint() -> str:
-    """SHA-256 of the ``is_core`` sources: any change to the library invalidates the cache."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(is_core.__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    """:func:`source_fingerprint` of the ``is_core`` package: any change to the library
+    invalidates the cached stages (computed once per process)."""
+    return source_fingerprint(Path(is_core.__file__).parent)
 
 
 def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ them. Two suites per data role (source, target, holdout):
   cardinality bounds, unique impression ids, logging propensity in (0, 1] and, given a run date,
   partition freshness (the newest event time near the end of the run date);
 * ``isbench_<role>_drift``: the run date's own day against bounds learned from the reference
-  day (:func:`is_core.contract.drift_bounds`): row count, CTR, numeric means, cardinalities.
+  day (:func:`is_core.data.contract.drift_bounds`): row count, CTR, numeric means, cardinalities.
 
 Every expectation carries its own ``meta.fix`` (what to do when it fails); results become small
 dicts (role, rule, column, observed, expected, fix) for the error message, the report and the
@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from is_core.config import IsbenchConfig
-from is_core.contract import freshness_window
+from is_core.data.contract import freshness_window
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -154,7 +154,7 @@ def _suite(name: str, expectations: list[Any], meta: dict[str, Any]) -> gx.Expec
 def build_drift_suite(config: IsbenchConfig, role: str,
                       bounds: dict[str, Any]) -> gx.ExpectationSuite:
     """The drift suite of ``role``: the run date's day within ``bounds``
-    (:func:`is_core.contract.drift_bounds` of the reference day)."""
+    (:func:`is_core.data.contract.drift_bounds` of the reference day)."""
     cols = config.columns
     meta = {"fix": FIX_DRIFT, "reference_day": bounds.get("reference_day")}
     expectations: list[Any] = []

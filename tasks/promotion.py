@@ -26,16 +26,19 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, get_transaction
 
-from is_core import promotion
 from is_core.config import IsbenchConfig
-from is_core.io import write_text_atomic
-from is_core.registry import AliasRecord, ModelRegistry
+from is_core.ctr.stage import TrainedModels
+from is_core.data.atomic import write_text_atomic
+from is_core.data.stage import Inputs
+from is_core.release.registry import AliasRecord, ModelRegistry
+from is_core.release.stage import evaluate_promotion, registry_for
+from is_core.weights.stage import WeightsResult
 from tasks.stages import FREE_MEMORY, IO_RETRIES
 
 PROMOTION_ARTIFACT = "isbench-promotion"
 COMMIT_MARKER = ".champion-switch"
 """Written into the run's staging folder; its presence in the published folder commits a
-journaled alias switch (see :mod:`is_core.registry`)."""
+journaled alias switch (see :mod:`is_core.release.registry`)."""
 
 
 def render_decision(decision: dict[str, Any]) -> str:
@@ -73,15 +76,18 @@ def render_decision(decision: dict[str, Any]) -> str:
 
 
 @task(name="promotion-gate", cache_policy=NO_CACHE, **IO_RETRIES, **FREE_MEMORY)
-def promotion_gate(config: IsbenchConfig, inputs: dict[str, Any], validation: dict[str, Any],
-                   weights: dict[str, Any], models: dict[str, Any], staging: Path
+def promotion_gate(config: IsbenchConfig, inputs: Inputs, validation: dict[str, Any],
+                   weights: WeightsResult, models: TrainedModels, staging: Path
                    ) -> dict[str, Any]:
     """Register today's model; re-score the champion on today's holdout; decide."""
-    recovered = promotion.registry_for(config).recover()
+    registry = registry_for(config.promotion, config.output_root)
+    recovered = registry.recover()
     if recovered not in (None, "in progress"):
         get_run_logger().warning("an earlier run died while switching the champion: its "
                                  "switch was %s", recovered)
-    decision = promotion.evaluate_promotion(config, inputs, validation, weights, models, staging)
+    decision = evaluate_promotion(config.promotion, config.columns, inputs, validation, weights,
+                                  models, staging, registry=registry,
+                                  min_ess_fraction=config.weights.min_ess_fraction)
     create_markdown_artifact(key=PROMOTION_ARTIFACT, markdown=render_decision(decision),
                              description=f"Champion/challenger decision, run date "
                              f"{inputs['run_date']}")
@@ -97,7 +103,7 @@ def switch_champion(config: IsbenchConfig, decision: dict[str, Any], staging: Pa
     Must run inside a transaction, before ``staging`` is published as ``final``: the rollback
     hook restores the alias record found here, the commit hook closes the switch's journal.
     """
-    registry = promotion.registry_for(config)
+    registry = registry_for(config.promotion, config.output_root)
     version = decision["challenger"]["version"]
     before, after, token = registry.begin_switch(version, commit_marker=final / COMMIT_MARKER,
                                                  reason=decision["reason"])

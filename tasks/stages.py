@@ -1,4 +1,4 @@
-"""Prefect tasks around the stages of :mod:`is_core.stages`: retries, logging, artifacts.
+"""Prefect tasks around the stages of :mod:`is_core.weights.stage`: retries, logging, artifacts.
 
 No maths here. Tasks exchange paths and small summaries, never frames.
 """
@@ -16,12 +16,19 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from is_core import stages
 from is_core.config import IsbenchConfig
+from is_core.ctr.stage import MODEL_NAMES, Evaluation, TrainedModels
+from is_core.ctr.stage import evaluate_models as _evaluate
+from is_core.ctr.stage import train_models as _train
+from is_core.data.atomic import write_json_atomic, write_text_atomic
+from is_core.data.io import release_memory
+from is_core.data.stage import Inputs, locate_inputs
 from is_core.errors import DataValidationError, IsbenchError, WeightDiagnosticsError
-from is_core.io import release_memory, write_json_atomic, write_text_atomic
-from is_core.report import build_report, metrics_table, weight_profile_from_file
-from is_core.report_render import render_html, render_markdown
+from is_core.report.content import build_report, metrics_table, weight_profile_from_file
+from is_core.report.render import render_html, render_markdown
+from is_core.weights.stage import ProposalResult, WeightsResult
+from is_core.weights.stage import compute_weights as _weights
+from is_core.weights.stage import fit_proposal as _proposal
 from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
 
 
@@ -44,7 +51,7 @@ IO_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10],
 def release_stage_memory(task: Any, task_run: Any, state: Any) -> None:
     """Task hook: once a stage that held frames ends, hand their memory back to the operating
     system, so that the next stage does not stack its peak on this one's leftovers
-    (:func:`is_core.io.release_memory`)."""
+    (:func:`is_core.data.io.release_memory`)."""
     release_memory()
 
 
@@ -52,9 +59,9 @@ FREE_MEMORY = {"on_completion": [release_stage_memory], "on_failure": [release_s
 
 
 @task(name="load", **IO_RETRIES)
-def load_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
+def load_inputs(config: IsbenchConfig, run_date: dt.date) -> Inputs:
     """Locate and fingerprint the source, target and holdout files of the window."""
-    inputs = stages.locate_inputs(config, run_date)
+    inputs = locate_inputs(config.data, config.columns, run_date)
     logger = get_run_logger()
     for role, info in inputs["roles"].items():
         logger.info("%s: %d file(s), fingerprint %s", role, len(info["files"]),
@@ -63,7 +70,7 @@ def load_inputs(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]:
 
 
 @task(name="validate", **IO_RETRIES, **FREE_MEMORY)
-def validate_inputs(config: IsbenchConfig, inputs: dict[str, Any], staging: Path | None = None
+def validate_inputs(config: IsbenchConfig, inputs: Inputs, staging: Path | None = None
                     ) -> dict[str, Any]:
     """Validate every role (schema, GX suites, drift against the reference day); fail with every
     broken expectation. Results, suites, Data Docs and the day profile go to
@@ -116,22 +123,24 @@ def _validation_artifacts(config: IsbenchConfig, records: list[dict[str, Any]], 
 
 @task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="proposal"), result_serializer="json")
-def fit_proposal(config: IsbenchConfig, inputs: dict[str, Any]) -> dict[str, Any]:
+def fit_proposal(config: IsbenchConfig, inputs: Inputs) -> ProposalResult:
     """Fit the cross-fitted domain classifier (target vs source).
 
     Cached by input fingerprints + config (:mod:`tasks.caching`): the log ratios go to the
     stage's content-addressed folder, and only the small summary is a Prefect result.
     """
     out = run_in_cache_dir("proposal", config, inputs,
-                           lambda out_dir: stages.fit_proposal(config, inputs, out_dir))
+                           lambda out_dir: _proposal(config.proposal, config.columns, inputs,
+                                                     out_dir, random_state=config.random_state,
+                                                     n_jobs=config.train.n_jobs))
     get_run_logger().info("domain AUC %.4f (%d source, %d target rows) in %.1f s",
                           out["domain_auc"], out["n_source"], out["n_target"], out["seconds"])
     return out
 
 
 @task(name="weights", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY)
-def compute_weights(config: IsbenchConfig, inputs: dict[str, Any], proposal: dict[str, Any],
-                    staging: Path) -> dict[str, Any]:
+def compute_weights(config: IsbenchConfig, inputs: Inputs, proposal: ProposalResult,
+                    staging: Path) -> WeightsResult:
     """Clip, normalize and diagnose the importance weights; estimate the target CTR.
 
     Enforces the weight gates: a failed gate raises :class:`WeightDiagnosticsError` (the flow
@@ -139,7 +148,8 @@ def compute_weights(config: IsbenchConfig, inputs: dict[str, Any], proposal: dic
     """
     logger = get_run_logger()
     try:
-        out = stages.compute_weights(config, inputs, proposal, staging)
+        out = _weights(config.weights, config.columns, inputs, proposal, staging,
+                       random_state=config.random_state)
     except WeightDiagnosticsError as exc:
         _gates_artifact(exc.details.get("gates", []), inputs["run_date"])
         logger.error("weight gates failed: %s", exc.what)
@@ -172,32 +182,38 @@ def _gates_artifact(gates: list[dict[str, Any]], run_date: str) -> None:
 
 @task(name="train", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="train"), result_serializer="json")
-def train_models(config: IsbenchConfig, inputs: dict[str, Any], weights: dict[str, Any]
-                 ) -> dict[str, Any]:
+def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult
+                 ) -> TrainedModels:
     """Train the weighted XGBoost CTR model and the unweighted baseline.
 
     Cached by input fingerprints + config like :func:`fit_proposal`; :func:`collect_outputs`
     then puts the model files into the run's staging folder.
     """
     out = run_in_cache_dir("train", config, inputs,
-                           lambda out_dir: stages.train_models(config, inputs, weights, out_dir))
-    for name, info in out.items():
+                           lambda out_dir: _train(
+                               config.train, config.columns, inputs, weights, out_dir,
+                               random_state=config.random_state,
+                               metadata={"weights_config": config.weights.model_dump(),
+                                         "proposal_config": config.proposal.model_dump()}))
+    for name in MODEL_NAMES:
+        info = out[name]
         get_run_logger().info("%s model: %d trees in %.1f s", name, info["best_iteration"] + 1,
                               info["seconds"])
     return out
 
 
 @task(name="collect-models", **IO_RETRIES)
-def collect_outputs(models: dict[str, Any], staging: Path) -> dict[str, Any]:
+def collect_outputs(models: TrainedModels, staging: Path) -> TrainedModels:
     """Link the (possibly cached) model files into the run's staging folder."""
     return copy_outputs(models, staging)
 
 
 @task(name="evaluate", **IO_RETRIES, **FREE_MEMORY)
-def evaluate_models(config: IsbenchConfig, inputs: dict[str, Any], models: dict[str, Any],
-                    weights: dict[str, Any], staging: Path) -> dict[str, Any]:
+def evaluate_models(config: IsbenchConfig, inputs: Inputs, models: TrainedModels,
+                    weights: WeightsResult, staging: Path) -> Evaluation:
     """Score both models on the target holdout."""
-    return stages.evaluate_models(config, inputs, models, weights, staging)
+    return _evaluate(config.evaluation, config.columns, inputs, models, weights, staging,
+                     random_state=config.random_state)
 
 
 @task(name="report", **IO_RETRIES)

@@ -1,6 +1,6 @@
 """The validate stage: schema checks, quarantine, GX suites, drift, Data Docs, profile.
 
-Wiring only: the checks' numbers come from :mod:`is_core.contract`, the suites from
+Wiring only: the checks' numbers come from :mod:`is_core.data.contract`, the suites from
 :mod:`tasks.expectations`. :func:`validate_window` reads each role's window once and writes,
 under ``<out_dir>/validation/``: ``results.json`` (every check, observed vs expected),
 ``profile.json`` (the run date's day per role: the next run's reference day), ``suites/`` (the
@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from is_core import stages
 from is_core.config import IsbenchConfig
-from is_core.contract import (
+from is_core.data.atomic import write_json_atomic, write_parquet_atomic
+from is_core.data.contract import (
     day_profile,
     drift_bounds,
     local_naive_timestamps,
@@ -35,16 +35,10 @@ from is_core.contract import (
     schema_checks,
     unseen_category_records,
 )
+from is_core.data.io import InputFile, fingerprint_files, read_input_files, read_schema_of
+from is_core.data.stage import input_files
 from is_core.errors import DataValidationError
-from is_core.io import (
-    InputFile,
-    fingerprint_files,
-    read_input_files,
-    read_schema_of,
-    write_json_atomic,
-    write_parquet_atomic,
-)
-from is_core.runs import PROFILE_FILE, SCRATCH_DIR, VALIDATION_DIR, last_good_profile
+from is_core.release.runs import PROFILE_FILE, SCRATCH_DIR, VALIDATION_DIR, last_good_profile
 
 
 def _label(file: InputFile) -> str:
@@ -60,7 +54,7 @@ def _run_date_day(frame: pd.DataFrame, run_date: dt.date) -> pd.DataFrame:
 
 def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
                     ) -> dict[str, Any]:
-    """Validate every role of ``inputs`` (a :func:`is_core.stages.locate_inputs` summary).
+    """Validate every role of ``inputs`` (a :func:`is_core.data.stage.locate_inputs` summary).
 
     Returns, per role: rows, evaluated, failed, success, ``results`` (one record per check),
     ``reference_day`` and ``drift_bounds`` (None without a reference), ``quarantine`` (counts,
@@ -90,7 +84,7 @@ def validate_window(config: IsbenchConfig, inputs: dict[str, Any], out_dir: Path
     frames: dict[str, pd.DataFrame] = {}
     schemas: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for role in inputs["roles"]:
-        files = stages.input_files(inputs, role)
+        files = input_files(inputs, role)
         schemas[role] = [(_label(f), read_schema_of(f)) for f in files]
         ref_schema = ref_roles.get(role, {}).get("schema")
         records += schema_checks(schemas[role], config, role, ref_schema)

@@ -19,7 +19,7 @@ os.environ["GX_ANALYTICS_ENABLED"] = "false"
 import pytest  # noqa: E402
 
 from is_core.config import IsbenchConfig  # noqa: E402
-from is_core.scenario import ClickScenario, write_scenario  # noqa: E402
+from is_core.simulate.clicklog import ClickScenario, write_scenario  # noqa: E402
 
 RUN_DATE = dt.date(2026, 11, 28)
 SMALL_ROWS = {"source": 4_000, "target": 1_500, "holdout": 1_500}

@@ -23,11 +23,12 @@ import pandas as pd
 import pytest
 
 from flows.daily_retrain import StageFailed, daily_retrain
-from is_core import stages
 from is_core.config import IsbenchConfig
+from is_core.data.stage import locate_inputs
 from is_core.errors import ConfigError, WeightDiagnosticsError
-from is_core.registry import ModelRegistry
-from is_core.scenario import ClickScenario, write_scenario
+from is_core.release.registry import ModelRegistry
+from is_core.simulate.clicklog import ClickScenario, write_scenario
+from is_core.weights.stage import compute_weights
 from tests.conftest import RUN_DATE, small_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -335,7 +336,7 @@ class TestWeights:
         # largest M = 3 sqrt(S) = 164 of S = 3000 draws; k-hat's standard error is about
         # k / sqrt(M) = 0.07, so k-hat > 0.7 (3 standard errors below k) fails with ~0.1 %
         # probability for a random seed; this seed is fixed.
-        inputs = stages.locate_inputs(earlier, RUN_DATE)
+        inputs = locate_inputs(earlier.data, earlier.columns, RUN_DATE)
         n = 2 * TINY_ROWS["source"]
         rng = np.random.default_rng(11)
         log_w = np.log(rng.pareto(1.1, size=n) + 1.0)
@@ -343,8 +344,9 @@ class TestWeights:
         pd.DataFrame({"row_id": np.arange(n), "log_w": log_w}).to_parquet(path)
         before = snapshot(earlier.output_root)
         with pytest.raises(WeightDiagnosticsError, match="khat") as info:
-            stages.compute_weights(earlier, inputs, {"path": str(path), "domain_auc": 0.7},
-                                   tmp_path)
+            compute_weights(earlier.weights, earlier.columns, inputs,
+                            {"path": str(path), "domain_auc": 0.7},  # type: ignore[typeddict-item]
+                            tmp_path, random_state=earlier.random_state)
         assert "heavy a tail" in str(info.value)
         assert snapshot(earlier.output_root) == before
 

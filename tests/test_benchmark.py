@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from is_core.benchmark import (
+from is_core.benchmark.grid import (
     BenchmarkConfig,
     gap_recovered,
     leaderboard,
     run_cell,
     scenario_verdicts,
 )
-from is_core.benchmark_scenarios import SCENARIOS, draw_cell
+from is_core.benchmark.scenarios import SCENARIOS, draw_cell
 
 
 class TestScenarios:

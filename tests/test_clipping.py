@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from is_core.clipping import (
+from is_core.weights.clipping import (
     CLIP_METHODS,
     auto_clip,
     clip_hard,
@@ -16,10 +16,10 @@ from is_core.clipping import (
     clip_log_weights,
     clip_quantile,
 )
-from is_core.diagnostics import effective_sample_size
-from is_core.estimators import snis_estimate
-from is_core.psis import gpd_fit, khat_threshold, psis_log_weights
-from is_core.weights import normalize_log_weights
+from is_core.weights.diagnostics import effective_sample_size
+from is_core.weights.estimators import snis_estimate
+from is_core.weights.normalize import normalize_log_weights
+from is_core.weights.psis import gpd_fit, khat_threshold, psis_log_weights
 
 
 def _reference_log_weights(kind: str, n: int, seed: int) -> np.ndarray:

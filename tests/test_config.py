@@ -8,7 +8,7 @@ import pytest
 
 from is_core.config import IsbenchConfig
 from is_core.errors import ConfigError
-from is_core.runs import run_date_for
+from is_core.release.runs import run_date_for
 
 
 class TestLoading:

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from is_core.ctr import WeightedCTRModel, metadata_path
+from is_core.ctr.metrics import row_logloss
+from is_core.ctr.model import WeightedCTRModel, metadata_path
+from is_core.data.features import FeatureSpec
 from is_core.errors import TrainingError
-from is_core.features import FeatureSpec
-from is_core.metrics import row_logloss
-from is_core.scenario import ClickScenario
+from is_core.simulate.clicklog import ClickScenario
 
 SCENARIO = ClickScenario(seed=11, n_users=300, n_items=60)
 PARAMS = dict(numeric=SCENARIO.numeric_features, categorical=SCENARIO.categorical_features,

@@ -9,12 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from is_core.design import DomainDesign, category_text, level_codes
-from is_core.diagnostics import WeightDiagnostics, diagnose_weights, evaluate_gates, weight_nmse
-from is_core.domain import DomainClassifierRatio
 from is_core.errors import ProposalFitError
-from is_core.synthetic import gaussian_scenarios
-from is_core.weights import normalize_log_weights
+from is_core.simulate.gaussian import gaussian_scenarios
+from is_core.weights._design import DomainDesign, category_text, level_codes
+from is_core.weights.diagnostics import (
+    WeightDiagnostics,
+    diagnose_weights,
+    evaluate_gates,
+    weight_nmse,
+)
+from is_core.weights.domain import DomainClassifierRatio
+from is_core.weights.normalize import normalize_log_weights
 
 SCENARIOS = gaussian_scenarios(d=4)
 

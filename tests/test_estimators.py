@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from is_core.estimators import (
+from is_core.simulate.gaussian import gaussian_scenarios
+from is_core.weights.estimators import (
     bootstrap_estimate,
     dr_estimate,
     is_estimate,
@@ -16,7 +17,6 @@ from is_core.estimators import (
     poisson_one,
     snis_estimate,
 )
-from is_core.synthetic import gaussian_scenarios
 
 MEAN_SHIFT = gaussian_scenarios(d=4)["mean_shift"]
 
@@ -104,7 +104,7 @@ class TestBiasGuardedIntervals:
     def test_auto_clip_with_guarded_interval_covers(self):
         # Same 3-sd binomial band as above over 200 replications with the exact weights, the
         # clip level chosen by auto_clip from the same data.
-        from is_core.clipping import auto_clip
+        from is_core.weights.clipping import auto_clip
 
         truth = MEAN_SHIFT.target_ctr
         hits = 0

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-import is_core.io
+import is_core.data.atomic
+import tasks.stages as task_stages
 from flows.daily_retrain import StageFailed, daily_retrain
-from is_core import stages
-from is_core.ctr import WeightedCTRModel
+from is_core.ctr.model import WeightedCTRModel
 from is_core.errors import ConcurrentRunError, DataContractError
-from is_core.registry import ModelRegistry
-from is_core.runs import RunDateLock, RunFolders
-from is_core.scenario import ClickScenario, write_scenario
+from is_core.release.registry import ModelRegistry
+from is_core.release.runs import RunDateLock, RunFolders
+from is_core.simulate.clicklog import ClickScenario, write_scenario
 from tests.conftest import RUN_DATE, small_config
 from tests.test_bad_inputs import TINY_ROWS, snapshot
 
@@ -77,7 +77,7 @@ def _no_partial_files(output_root: Path) -> None:
 class TestTransientErrors:
     def test_transient_io_error_in_loading_is_retried(self, earlier, monkeypatch):
         calls = []
-        real = stages.locate_inputs
+        real = task_stages.locate_inputs
 
         def flaky(*args, **kwargs):
             calls.append(time.monotonic())
@@ -85,7 +85,7 @@ class TestTransientErrors:
                 raise OSError(5, "Input/output error (simulated NFS hiccup)")
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(stages, "locate_inputs", flaky)
+        monkeypatch.setattr(task_stages, "locate_inputs", flaky)
         result = daily_retrain(config=earlier, run_date=RUN_DATE)  # cached stages: fast
         assert len(calls) == 2
         assert calls[1] - calls[0] >= 2.0  # the first retry delay of IO_RETRIES
@@ -98,7 +98,7 @@ class TestTransientErrors:
             calls.append(1)
             raise DataContractError("source partition dt=2026-11-28 is missing", fix="backfill")
 
-        monkeypatch.setattr(stages, "locate_inputs", missing)
+        monkeypatch.setattr(task_stages, "locate_inputs", missing)
         config = earlier.model_copy(update={"output_root": str(tmp_path)})
         with pytest.raises(StageFailed, match="stage 'load'"):
             daily_retrain(config=config, run_date=RUN_DATE)
@@ -122,7 +122,7 @@ class TestCrashDuringTraining:
                 raise OSError(28, "No space left on device (simulated)")
             real_fsync(fd)
 
-        monkeypatch.setattr(is_core.io.os, "fsync", crash_on_model)
+        monkeypatch.setattr(is_core.data.atomic.os, "fsync", crash_on_model)
         with pytest.raises(StageFailed, match="stage 'train'.*No space left"):
             daily_retrain(config=_fresh(earlier), run_date=RUN_DATE)
         assert crashed  # the crash did hit a model write (twice: the task retries once)
@@ -145,7 +145,7 @@ class TestCrashDuringTraining:
             import os, sys, time, json
             sys.path.insert(0, {str(Path(__file__).parents[1])!r})
             import datetime as dt
-            from is_core.ctr import WeightedCTRModel
+            from is_core.ctr.model import WeightedCTRModel
             from is_core.config import IsbenchConfig
             from flows.daily_retrain import daily_retrain
             def slow_fit(self, *a, **k):
@@ -268,7 +268,7 @@ class TestRunDateLock:
 
     def test_a_killed_holder_releases_the_lock(self, tmp_path):
         code = ("import sys, time, datetime as dt; sys.path.insert(0, sys.argv[1]);"
-                "from is_core.runs import RunDateLock;"
+                "from is_core.release.runs import RunDateLock;"
                 "lock = RunDateLock(sys.argv[2], dt.date(2026, 11, 28)).acquire();"
                 "print('held', flush=True); time.sleep(600)")
         proc = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parents[1]),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from flows.daily_retrain import StageFailed, daily_retrain
-from is_core.ctr import WeightedCTRModel
+from is_core.ctr.model import WeightedCTRModel
 from tests.conftest import RUN_DATE, small_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -116,7 +116,7 @@ def run_without_holdout(small_data_root: Path, tmp_path_factory: pytest.TempPath
 
 class TestRunWithoutHoldout:
     """Without a target holdout the models are scored on source rows kept out of training,
-    importance-weighted with the final weights (``is_core.stages.evaluation_rows``)."""
+    importance-weighted with the final weights (``is_core.ctr.stage.evaluation_rows``)."""
 
     def test_completes_and_reads_no_holdout(self, run_without_holdout):
         result, run_dir = run_without_holdout

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from flows.daily_retrain import daily_retrain
-from is_core.benchmark import BenchmarkConfig, run_cell
-from is_core.benchmark_report import write_outputs
-from is_core.plots import PALETTE
+from is_core.benchmark.grid import BenchmarkConfig, run_cell
+from is_core.benchmark.outputs import write_outputs
+from is_core.report.plots import PALETTE
 from tests.conftest import RUN_DATE, small_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

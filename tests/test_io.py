@@ -8,17 +8,15 @@ import os
 import pandas as pd
 import pytest
 
-from is_core.errors import DataContractError
-from is_core.io import (
+from is_core.data.atomic import publish_directory, write_json_atomic, write_parquet_atomic
+from is_core.data.io import (
     InputFile,
     day_window,
     fingerprint_files,
-    publish_directory,
     read_input_files,
     resolve_input_files,
-    write_json_atomic,
-    write_parquet_atomic,
 )
+from is_core.errors import DataContractError
 
 DAYS = [dt.date(2026, 11, 27), dt.date(2026, 11, 28)]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from is_core.metrics import (
+from is_core.ctr.metrics import (
     METRICS,
     binary_entropy,
     bootstrap_metrics,

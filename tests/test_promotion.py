@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from is_core.config import PromotionConfig
-from is_core.promotion import (
+from is_core.release.promotion import (
     check_metric,
     check_recency,
     check_weight_gates,

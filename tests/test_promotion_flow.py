@@ -11,8 +11,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 
 from flows.daily_retrain import StageFailed, daily_retrain
-from is_core.registry import JOURNAL_FILE, ModelRegistry
-from is_core.runs import RunFolders
+from is_core.release.registry import JOURNAL_FILE, ModelRegistry
+from is_core.release.runs import RunFolders
 from tests.conftest import RUN_DATE, small_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -149,7 +149,7 @@ class TestChallenger:
 KILL_DURING_PUBLISH = """
 import json, os, signal, sys
 from is_core.config import IsbenchConfig
-from is_core.runs import RunFolders
+from is_core.release.runs import RunFolders
 from flows.daily_retrain import daily_retrain
 from tests.conftest import RUN_DATE
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from is_core.errors import RegistryError
-from is_core.registry import CHAMPION, JOURNAL_FILE, ModelRegistry, model_digest
+from is_core.release.registry import CHAMPION, JOURNAL_FILE, ModelRegistry, model_digest
 
 
 def fake_model(folder: Path, payload: bytes, meta: dict | None = None) -> Path:

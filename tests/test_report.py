@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from flows.daily_retrain import daily_retrain
-from is_core.report import verdict, weight_profile
-from is_core.report_render import render_html
+from is_core.report.content import verdict, weight_profile
+from is_core.report.render import render_html
 from tests.conftest import RUN_DATE, small_config
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from is_core.estimators import snis_estimate
-from is_core.scenario import ClickScenario, load_truth, write_scenario
+from is_core.simulate.clicklog import ClickScenario, load_truth, write_scenario
+from is_core.weights.estimators import snis_estimate
 
 SMALL = ClickScenario(n_users=50, n_items=12, n_positions=4, n_segments=3, n_item_categories=4)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from is_core.config import IsbenchConfig
-from is_core.ctr import WeightedCTRModel, metadata_path
+from is_core.ctr.model import WeightedCTRModel, metadata_path
 from is_core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

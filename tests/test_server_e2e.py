@@ -30,7 +30,7 @@ import httpx
 import pytest
 import yaml
 
-from is_core.scenario import ClickScenario, write_scenario
+from is_core.simulate.clicklog import ClickScenario, write_scenario
 from tests.conftest import RUN_DATE, SMALL_ROWS, small_config
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Validation: the contract's statistics (is_core.contract), the GX suites, and one quarantined
+"""Validation: the contract's statistics (is_core.data.contract), the GX suites, and one quarantined
 flow run end to end."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from is_core.config import IsbenchConfig
-from is_core.contract import (
+from is_core.data.contract import (
     DRIFT_Z,
     day_profile,
     drift_bounds,
@@ -27,7 +27,7 @@ from is_core.contract import (
     unseen_category_records,
 )
 from is_core.errors import DataValidationError
-from is_core.scenario import ClickScenario
+from is_core.simulate.clicklog import ClickScenario
 from tests.conftest import RUN_DATE, small_config
 
 CONFIG = IsbenchConfig()
@@ -330,12 +330,12 @@ class TestRelativeRunRoot:
         """Regression: with the default relative ``output_root: runs`` (what ``make demo``
         uses), GX refused the relative Data Docs folder ("base_directory must be an absolute
         path") and every demo run failed at validate."""
-        from is_core import stages
+        from is_core.data.stage import locate_inputs
         from tasks.validation import validate_window
 
         monkeypatch.chdir(tmp_path)
         config = small_config(small_data_root, Path("runs"))
-        inputs = stages.locate_inputs(config, RUN_DATE)
+        inputs = locate_inputs(config.data, config.columns, RUN_DATE)
         out_dir = Path("runs") / ".staging" / "relative"
         out_dir.mkdir(parents=True)
         summary = validate_window(config, inputs, out_dir)

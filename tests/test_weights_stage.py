@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from is_core import stages
+from is_core.data.stage import locate_inputs
 from is_core.errors import WeightDiagnosticsError
-from is_core.scenario import ClickScenario
+from is_core.simulate.clicklog import ClickScenario
+from is_core.weights.stage import compute_weights, fit_proposal
 from tests.conftest import RUN_DATE, small_config
 
 SCENARIO = ClickScenario(seed=3)  # the scenario of small_data_root
@@ -19,11 +20,14 @@ UNIFORM_TARGET_PROPENSITY = 1 / (SCENARIO.n_items * SCENARIO.n_positions)
 
 def _run(data_root: Path, tmp_path: Path, **overrides):
     config = small_config(data_root, tmp_path / "runs", **overrides)
-    inputs = stages.locate_inputs(config, RUN_DATE)
+    inputs = locate_inputs(config.data, config.columns, RUN_DATE)
     out = tmp_path / "stage"
     out.mkdir(exist_ok=True)
-    proposal = stages.fit_proposal(config, inputs, out)
-    return config, proposal, lambda: stages.compute_weights(config, inputs, proposal, out)
+    proposal = fit_proposal(config.proposal, config.columns, inputs, out,
+                            random_state=config.random_state, n_jobs=config.train.n_jobs)
+    return config, proposal, lambda: compute_weights(config.weights, config.columns, inputs,
+                                                     proposal, out,
+                                                     random_state=config.random_state)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,9 @@ def default_proposal(small_data_root, tmp_path_factory):
 
 def _weights(data_root: Path, proposal: dict, tmp_path: Path, **overrides) -> dict:
     config = small_config(data_root, tmp_path / "runs", **overrides)
-    inputs = stages.locate_inputs(config, RUN_DATE)
-    return stages.compute_weights(config, inputs, proposal, tmp_path)
+    inputs = locate_inputs(config.data, config.columns, RUN_DATE)
+    return compute_weights(config.weights, config.columns, inputs, proposal, tmp_path,
+                           random_state=config.random_state)
 
 
 def test_default_weights_are_diagnosed_and_gated(small_data_root, default_proposal, tmp_path):

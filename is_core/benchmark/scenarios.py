@@ -6,7 +6,7 @@ seed, one source sample (labeled), one unlabeled target sample, one labeled targ
 source's size (for the oracle) and a large labeled target **test** sample, together with the
 exact log importance weights of the source rows (known here because the data are simulated) and,
 for click logs, the logged-propensity ones. Running strategies on a draw and summarizing the
-results is :mod:`is_core.benchmark`.
+results is :mod:`is_core.benchmark.grid`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from is_core.scenario import ClickScenario
-from is_core.synthetic import GaussianShift
+from is_core.simulate.clicklog import ClickScenario
+from is_core.simulate.gaussian import GaussianShift
 
-#: Every weighting strategy of the benchmark (:func:`is_core.benchmark.strategy_log_weights`);
+#: Every weighting strategy of the benchmark (:func:`is_core.benchmark.grid.strategy_log_weights`);
 #: :attr:`BenchmarkScenario.strategies` says which of them a scenario supports.
 STRATEGIES = ("none", "logistic", "xgboost", "logged_propensity", "true")
 
@@ -30,10 +30,10 @@ STRATEGIES = ("none", "logistic", "xgboost", "logged_propensity", "true")
 class BenchmarkScenario:
     """A scenario of the benchmark: how data are drawn and which CTR learner is trained.
 
-    ``kind="gaussian"``: :class:`is_core.synthetic.GaussianShift` covariates (exact log ratio)
+    ``kind="gaussian"``: :class:`is_core.simulate.gaussian.GaussianShift` covariates (exact log ratio)
     with the click model :math:`\\operatorname{logit} P(y=1\\mid x) = a + 0.8x_0 + 0.6x_0^2
     - 0.4x_1 + 0.3x_1x_2`, which a linear-logistic CTR model cannot represent (misspecified).
-    ``kind="click_log"``: :class:`is_core.scenario.ClickScenario` users × items × positions with
+    ``kind="click_log"``: :class:`is_core.simulate.clicklog.ClickScenario` users × items × positions with
     logged propensities and exact weights.
     """
 

@@ -8,7 +8,7 @@ registry points at is the **champion**. The challenger is promoted only when eve
    diagnostic gate reports ``fail`` (nor ``warn`` unless ``promotion.allow_weight_warnings``);
 3. **recency**: the challenger's run date is not older than the champion's, so a backfill of an
    old date never replaces a model trained on newer data;
-4. **metric**: on today's evaluation rows (:func:`is_core.stages.evaluation_rows`, the target
+4. **metric**: on today's evaluation rows (:func:`is_core.ctr.stage.evaluation_rows`, the target
    holdout by default) the challenger is not worse than the champion by more than
    ``promotion.tolerance``. The champion is re-scored on the same rows, so both numbers see the
    same sample. "Worse by" is :math:`m_{chal} - m_{champ}` for a lower-is-better metric
@@ -22,7 +22,7 @@ registry points at is the **champion**. The challenger is promoted only when eve
 
 The comparison is a point comparison with a tolerance, not a test: the report adds the paired
 95 % CI of the logloss difference (per-row differences on the same rows,
-:func:`is_core.metrics.paired_logloss_difference`) so a reader sees how much of the difference
+:func:`is_core.ctr.metrics.paired_logloss_difference`) so a reader sees how much of the difference
 is noise. Without a champion the metric check passes by definition (nothing to compare with).
 
 A decision is reproducible: when the challenger already *is* the champion (a re-run of the date
@@ -33,23 +33,17 @@ record), so re-running a date gives the same decision and the same report.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from is_core.config import IsbenchConfig, PromotionConfig
-from is_core.ctr import WeightedCTRModel
-from is_core.metrics import ctr_metrics, paired_logloss_difference
-from is_core.registry import CHAMPION, ModelRegistry, ModelVersion
-from is_core.stages import PREDICTIONS_FILE, evaluation_rows
+from is_core.config import PromotionConfig
 
 LOWER_IS_BETTER = {"logloss": True, "auc": False, "calibration_error": True}
 
 
 def metric_value(metrics: dict[str, Any], metric: str) -> float:
-    """The promotion metric from a :func:`is_core.metrics.ctr_metrics` dict."""
+    """The promotion metric from a :func:`is_core.ctr.metrics.ctr_metrics` dict."""
     if metric == "calibration_error":
         return float(abs(metrics["calibration_ratio"] - 1.0))
     return float(metrics[metric])
@@ -207,7 +201,7 @@ def decide_promotion(
     """Apply the checks of the gate (module docstring) and explain the outcome.
 
     ``challenger`` and ``champion`` are dicts with ``version``, ``run_date`` and ``metrics``
-    (a :func:`~is_core.metrics.ctr_metrics` dict on the evaluation rows); ``champion`` is
+    (a :func:`~is_core.ctr.metrics.ctr_metrics` dict on the evaluation rows); ``champion`` is
     ``None`` when there is none. ``baseline`` holds the unweighted baseline's ``metrics`` on
     the same rows (``None``: the weighting check is not applied).
     """
@@ -242,76 +236,3 @@ def decide_promotion(
         champion=None if champion is None else {**champion, "value": champ_value},
         worse_by=worse_by, logloss_difference=logloss_difference, checks=checks,
     )
-
-
-# ---------------------------------------------------------------------------- the stage
-def registry_for(config: IsbenchConfig) -> ModelRegistry:
-    """The model registry a config writes to."""
-    return ModelRegistry(config.promotion.registry_root(config.output_root))
-
-
-def _version_summary(version: ModelVersion, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"version": version.version, "digest": version.digest, "run_date": version.run_date,
-            "metrics": metrics}
-
-
-def _evaluation_predictions(out_dir: Path, n_rows: int) -> pd.DataFrame | None:
-    """The evaluate stage's predictions of today's two models on the same evaluation rows
-    (``evaluation_predictions.parquet``), or None when absent or not of ``n_rows`` rows."""
-    path = Path(out_dir) / PREDICTIONS_FILE
-    if not path.is_file():
-        return None
-    scored = pd.read_parquet(path)
-    if len(scored) != n_rows or not {"weighted", "unweighted"} <= set(scored.columns):
-        return None
-    return scored
-
-
-def evaluate_promotion(
-    config: IsbenchConfig, inputs: dict[str, Any], validation: dict[str, Any],
-    weights: dict[str, Any], models: dict[str, Any], out_dir: Path,
-) -> dict[str, Any]:
-    """Register today's weighted model and decide whether it replaces the champion.
-
-    Registration is idempotent (same model bytes → same version). The champion is re-scored
-    with the challenger on :func:`is_core.stages.evaluation_rows`. Nothing here moves the alias:
-    the caller does that, inside a transaction, when ``promote`` is true. Returns the decision
-    as a JSON-able dict (``registry`` added). Moving the alias when the challenger already is
-    the champion is a no-op, so the caller need not check.
-    """
-    registry = registry_for(config)
-    challenger, _ = registry.register(
-        models["weighted"]["path"], run_date=inputs["run_date"],
-        card={"input_fingerprints": {r: v["fingerprint"] for r, v in inputs["roles"].items()},
-              "weighting": "importance"},
-    )
-    current = registry.alias(CHAMPION)
-    already = current is not None and current.version == challenger.version
-    compared = (current.previous if already else current.version) if current else None
-    champion = registry.get(compared) if compared else None
-
-    frame, sample_weight, on = evaluation_rows(config, inputs, weights, out_dir)
-    y = frame[config.columns.label].to_numpy()
-    scored = _evaluation_predictions(out_dir, len(frame))
-    p_chal = (scored["weighted"] if scored is not None
-              else WeightedCTRModel.load(challenger.model_path).predict_proba(frame))
-    chal = _version_summary(challenger, ctr_metrics(y, p_chal, sample_weight))
-    champ, difference = None, None
-    if champion is not None:
-        p_champ = WeightedCTRModel.load(champion.model_path).predict_proba(frame)
-        champ = _version_summary(champion, ctr_metrics(y, p_champ, sample_weight))
-        difference = paired_logloss_difference(y, p_chal, p_champ, sample_weight).to_dict()
-    baseline = None
-    if config.promotion.require_weighting_not_worse and "unweighted" in models:
-        p_base = (scored["unweighted"] if scored is not None
-                  else WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame))
-        baseline = {"metrics": ctr_metrics(y, p_base, sample_weight)}
-    decision = decide_promotion(
-        config.promotion, min_ess_fraction=config.weights.min_ess_fraction,
-        validation=validation, diagnostics=weights["diagnostics"], challenger=chal,
-        champion=champ, evaluated_on=on, n=int(len(y)), logloss_difference=difference,
-        baseline=baseline,
-    ).to_dict()
-    decision["baseline"] = baseline
-    decision["registry"] = str(registry.root.resolve())
-    return decision

@@ -1,6 +1,6 @@
 r"""From log importance weights to final weights.
 
-raw weight :math:`w_i = \exp(\log w_i)` → clipped weight (:mod:`is_core.clipping`) → final weight
+raw weight :math:`w_i = \exp(\log w_i)` → clipped weight (:mod:`is_core.weights.clipping`) → final weight
 
 .. math:: \tilde w_i = n_g\, w^c_i \Big/ \sum_{j \in g} w^c_j,
 
@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from is_core.clipping import ClipResult, clip_log_weights
-from is_core.diagnostics import (
+from is_core.errors import DataContractError
+from is_core.weights.clipping import ClipResult, clip_log_weights
+from is_core.weights.diagnostics import (
     QUANTILES,
     WeightDiagnostics,
     diagnose_weights,
     effective_sample_size,
 )
-from is_core.errors import DataContractError
 
 __all__ = [
     "QUANTILES", "ClipResult", "WeightDiagnostics", "clip_log_weights", "diagnose_weights",

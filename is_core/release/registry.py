@@ -46,9 +46,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from is_core.ctr import metadata_path
+from is_core.ctr.model import metadata_path
+from is_core.data.atomic import write_json_atomic, write_text_atomic
 from is_core.errors import RegistryError
-from is_core.io import write_json_atomic, write_text_atomic
 
 CHAMPION = "champion"
 MODEL_FILE = "model.ubj"

@@ -1,6 +1,6 @@
 """The benchmark's outputs: per-cell CSV, leaderboard CSV/Markdown, summary JSON, offline HTML.
 
-Every sentence is generated from the leaderboard (:func:`is_core.benchmark.scenario_verdicts`),
+Every sentence is generated from the leaderboard (:func:`is_core.benchmark.grid.scenario_verdicts`),
 so the text cannot disagree with the tables.
 """
 
@@ -13,11 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from is_core import html, plots
-from is_core.benchmark import PIPELINE_DEFAULT, BenchmarkConfig, leaderboard, scenario_verdicts
-from is_core.benchmark_scenarios import SCENARIOS
-from is_core.ctr import library_versions
-from is_core.io import write_json_atomic, write_text_atomic
+from is_core.benchmark.grid import PIPELINE_DEFAULT, BenchmarkConfig, leaderboard, scenario_verdicts
+from is_core.benchmark.scenarios import SCENARIOS
+from is_core.ctr.model import library_versions
+from is_core.data.atomic import write_json_atomic, write_text_atomic
+from is_core.report import _html as html
+from is_core.report import plots
 
 CELLS_FILE, BOARD_FILE = "cells.csv", "leaderboard.csv"
 MARKDOWN_FILE, SUMMARY_FILE, HTML_FILE = "leaderboard.md", "summary.json", "benchmark.html"

@@ -11,9 +11,9 @@ By Bayes' rule, with :math:`n_s` source and :math:`n_t` target rows,
 
 Everything is computed in log space: the classifier's decision function *is* the logit, so no
 probability is clipped on the way to a weight (the one exception, isotonic calibration, is
-documented in :mod:`is_core.calibration`).
+documented in :mod:`is_core.weights._calibration`).
 
-**Learners.** ``"logistic"``: L2 logistic regression on :class:`is_core.design.DomainDesign`
+**Learners.** ``"logistic"``: L2 logistic regression on :class:`is_core.weights._design.DomainDesign`
 (one-hot categoricals, numerics through a ``"linear"``, ``"quadratic"`` or ``"spline"`` basis),
 or ``"auto"``: cross-fit ``linear`` and ``quadratic`` and keep the simplest whose out-of-fold
 log-loss is within one standard error of the best (each candidate is scored on rows it never
@@ -50,10 +50,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from is_core.calibration import apply_calibrator, fit_calibrator
-from is_core.design import MISSING_CATEGORY, DomainDesign, category_text, level_codes
+from is_core.data.features import finite_numeric_mask
 from is_core.errors import ProposalFitError
-from is_core.features import finite_numeric_mask
+from is_core.weights._calibration import apply_calibrator, fit_calibrator
+from is_core.weights._design import MISSING_CATEGORY, DomainDesign, category_text, level_codes
 
 __all__ = ["MISSING_CATEGORY", "DomainClassifierRatio"]
 LEARNERS = ("logistic", "xgboost")

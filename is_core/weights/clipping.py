@@ -9,7 +9,7 @@ weight that would overflow ``exp`` is still handled.
 * ``quantile``: :math:`c` = the empirical ``quantile`` of the raw weights.
 * ``ionides``: truncated importance sampling, :math:`c = \sqrt n\, \bar w` (Ionides 2008,
   *J. Comput. Graph. Stat.* 17:295): bias and variance both vanish as :math:`n \to \infty`.
-* ``psis``: Pareto-smoothed IS (Vehtari et al. 2024), see :mod:`is_core.psis`.
+* ``psis``: Pareto-smoothed IS (Vehtari et al. 2024), see :mod:`is_core.weights.psis`.
 * ``auto``: the cap (among the raw weights' order statistics) that minimizes the estimated MSE
   of the self-normalized target-CTR estimate, :func:`auto_clip`.
 """
@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import logsumexp
 
-from is_core.psis import psis_log_weights
+from is_core.weights.psis import psis_log_weights
 
 ClipMethod = Literal["none", "hard", "quantile", "ionides", "psis", "auto"]
 CLIP_METHODS: tuple[str, ...] = ("none", "hard", "quantile", "ionides", "psis", "auto")

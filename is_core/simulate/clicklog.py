@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from is_core.io import write_json_atomic, write_parquet_atomic
+from is_core.data.atomic import write_json_atomic, write_parquet_atomic
 
 ROLE_CODES = {"source": 1, "target": 2, "holdout": 3}
 

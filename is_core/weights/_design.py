@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import SplineTransformer
 
-from is_core.features import category_codes
+from is_core.data.features import category_codes
 
 MISSING_CATEGORY = "__missing__"
 BASES = ("linear", "quadratic", "spline")

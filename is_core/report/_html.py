@@ -2,7 +2,7 @@
 
 A report must open from a file on a laptop without network (or be attached to an e-mail), so
 nothing here references a URL. Every value is escaped; only SVG produced by
-:mod:`is_core.plots` is inserted verbatim.
+:mod:`is_core.report.plots` is inserted verbatim.
 """
 
 from __future__ import annotations

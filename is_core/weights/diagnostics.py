@@ -1,7 +1,7 @@
 r"""Weight diagnostics and the gates that refuse unreliable weights.
 
 * **Kish ESS** :math:`(\sum w)^2 / \sum w^2` and ESS/n (1 = uniform weights; scale-invariant).
-* **Pareto** :math:`\hat k` of the raw weights' right tail (:mod:`is_core.psis`): the variance of
+* **Pareto** :math:`\hat k` of the raw weights' right tail (:mod:`is_core.weights.psis`): the variance of
   the weights is infinite for :math:`k \ge 1/2`; importance-sampling estimates are unreliable
   above :math:`\min(1 - 1/\log_{10} S, 0.7)` (Vehtari et al. 2024).
 * **Largest-weight share** :math:`\max_i w_i / \sum_j w_j`: one row carrying the estimate.
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from is_core.errors import WeightDiagnosticsError
-from is_core.psis import khat_threshold, pareto_khat
+from is_core.weights.psis import khat_threshold, pareto_khat
 
 QUANTILES = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
 GateStatus = Literal["pass", "warn", "fail"]
@@ -127,7 +127,7 @@ def diagnose_weights(
 class WeightGates:
     """Thresholds of the gates; ``None`` disables that level of a gate.
 
-    ``max_khat_fail="auto"`` uses :func:`is_core.psis.khat_threshold` of the sample size.
+    ``max_khat_fail="auto"`` uses :func:`is_core.weights.psis.khat_threshold` of the sample size.
     """
 
     min_ess_fraction_warn: float | None = 0.10

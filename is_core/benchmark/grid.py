@@ -2,7 +2,7 @@ r"""The weighting benchmark: does importance weighting improve the CTR model on 
 
 For each scenario × seed, one source sample (labeled), one unlabeled target sample, one labeled
 target sample of the source's size (for the oracle) and a large labeled target **test** sample are
-drawn (:mod:`is_core.benchmark_scenarios`). Then, for each weighting strategy × clip method, the
+drawn (:mod:`is_core.benchmark.scenarios`). Then, for each weighting strategy × clip method, the
 scenario's CTR learner is trained on the source with those weights and scored on the test sample.
 Three reference models frame the numbers:
 
@@ -18,10 +18,10 @@ Three reference models frame the numbers:
   quantile. It is reported only where the gap is significant (its t interval excludes 0).
 
 Strategies: ``none``; ``logistic`` and ``xgboost`` domain classifiers
-(:class:`is_core.domain.DomainClassifierRatio`, cross-fitted); ``logged_propensity`` (click logs
+(:class:`is_core.weights.domain.DomainClassifierRatio`, cross-fitted); ``logged_propensity`` (click logs
 only: :math:`\pi_1 / \pi_0` from the logged propensity and the known target policy, which ignores
 the shift of the user mix, so it is *not* the exact ratio); ``true`` (the exact ratio, known here).
-Clip methods come from :mod:`is_core.clipping`. Nothing here imports Prefect: the flow in
+Clip methods come from :mod:`is_core.weights.clipping`. Nothing here imports Prefect: the flow in
 ``flows/benchmark.py`` and ``benchmarks/run_benchmark.py`` call :func:`run_cell` and
 :func:`leaderboard`.
 """
@@ -40,18 +40,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from is_core.benchmark_scenarios import (
+from is_core.benchmark.scenarios import (
     SCENARIOS,
     STRATEGIES,
     BenchmarkScenario,
     CellData,
     draw_cell,
 )
-from is_core.ctr import WeightedCTRModel
-from is_core.domain import DomainClassifierRatio
-from is_core.metrics import ctr_metrics
-from is_core.psis import pareto_khat
-from is_core.weights import effective_sample_size, normalize_log_weights
+from is_core.ctr.metrics import ctr_metrics
+from is_core.ctr.model import WeightedCTRModel
+from is_core.weights.domain import DomainClassifierRatio
+from is_core.weights.normalize import effective_sample_size, normalize_log_weights
+from is_core.weights.psis import pareto_khat
 
 REFERENCE = ("none", "oracle")
 
@@ -62,7 +62,7 @@ def fit_ctr(learner: str, data: CellData, frame: pd.DataFrame, sample_weight: np
     """Train the scenario's CTR learner; return its predict function.
 
     ``logistic``: standardized numerics, L2 logistic regression (C = 1), the linear model a
-    team would start with; ``xgboost``: :class:`is_core.ctr.WeightedCTRModel` with weighted
+    team would start with; ``xgboost``: :class:`is_core.ctr.model.WeightedCTRModel` with weighted
     early stopping (200 trees at most, depth 4).
     """
     y = frame["clicked"].to_numpy()
@@ -147,7 +147,7 @@ def run_cell(config: BenchmarkConfig, scenario_name: str, seed: int) -> list[dic
     A row holds the target test metrics of the trained CTR model, the weights' Kish ESS/n,
     raw-weight k̂, Spearman correlation with the exact weights, and timings.
     """
-    from is_core.clipping import clip_log_weights  # imported here: optional for the rest
+    from is_core.weights.clipping import clip_log_weights  # imported here: optional for the rest
 
     scenario = config.scenario(scenario_name)
     data = draw_cell(scenario, seed)

@@ -3,7 +3,7 @@
 ``"sigmoid"`` (Platt 1999) fits a logistic regression of the domain label on the score;
 ``"isotonic"`` (Zadrozny & Elkan 2002) fits a monotone step function, whose probabilities are
 turned back into logits with the one documented clip of :func:`_isotonic_logit`. The domain
-classifier cross-fits these maps (:class:`is_core.domain.DomainClassifierRatio`).
+classifier cross-fits these maps (:class:`is_core.weights.domain.DomainClassifierRatio`).
 """
 
 from __future__ import annotations

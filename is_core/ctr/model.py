@@ -20,9 +20,9 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 
+from is_core.data.atomic import write_bytes_atomic, write_json_atomic
+from is_core.data.features import FeatureSpec
 from is_core.errors import TrainingError
-from is_core.features import FeatureSpec
-from is_core.io import write_bytes_atomic, write_json_atomic
 
 
 class WeightedCTRModel(BaseEstimator):

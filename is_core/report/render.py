@@ -1,8 +1,8 @@
 """The run report for people: ``report.md`` and ``report.html``, rendered from ``report.json``.
 
-Both renderings take the report dict of :func:`is_core.report.build_report` and nothing else, so
+Both renderings take the report dict of :func:`is_core.report.content.build_report` and nothing else, so
 ``report.html`` is exactly the rendering of ``report.json``. ``report.html`` is one
-self-contained file (inline CSS and SVG, see :mod:`is_core.html` and :mod:`is_core.plots`) that
+self-contained file (inline CSS and SVG, see :mod:`is_core.report._html` and :mod:`is_core.report.plots`) that
 opens offline.
 """
 
@@ -11,9 +11,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from is_core import html, plots
-from is_core.metrics import METRICS
-from is_core.report import metrics_table
+from is_core.ctr.metrics import METRICS
+from is_core.report import _html as html
+from is_core.report import plots
+from is_core.report.content import metrics_table
 
 
 # ---------------------------------------------------------------------------- Markdown

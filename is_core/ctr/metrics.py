@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from is_core.estimators import Estimate, snis_estimate
+from is_core.weights.estimators import Estimate, snis_estimate
 
 PROB_EPS = 1e-7
 METRICS = ("auc", "logloss", "ne", "ece", "calibration_ratio")
@@ -95,7 +95,7 @@ def reliability_curve(
     """Reliability-diagram data: per prediction bin the mean prediction and the observed CTR.
 
     Each bin's observed CTR carries the self-normalized (delta-method) interval of
-    :func:`is_core.estimators.snis_estimate`, so weighted and unweighted curves are comparable.
+    :func:`is_core.weights.estimators.snis_estimate`, so weighted and unweighted curves are comparable.
     """
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     w = _weights(sample_weight, y.size)
@@ -178,7 +178,7 @@ def paired_logloss_difference(
 
     The rows are paired, so the interval comes from the per-row differences
     :math:`d_i = \\ell(y_i, p_{a,i}) - \\ell(y_i, p_{b,i})`: their (weighted) mean with the
-    delta-method standard error of :func:`is_core.estimators.snis_estimate`. Negative means
+    delta-method standard error of :func:`is_core.weights.estimators.snis_estimate`. Negative means
     ``p_a`` is better.
     """
     d = row_logloss(y, p_a) - row_logloss(y, p_b)

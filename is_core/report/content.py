@@ -1,7 +1,7 @@
 """The run report as data: ``report.json``, its verdict and the summaries behind its plots.
 
 The verdict sentences are generated from the numbers, never written by hand, so the text cannot
-disagree with the table beside it. :mod:`is_core.report_render` turns the report into
+disagree with the table beside it. :mod:`is_core.report.render` turns the report into
 ``report.md`` and ``report.html`` for people.
 """
 
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from is_core import __version__
-from is_core.ctr import library_versions
-from is_core.psis import pareto_khat
-from is_core.weights import effective_sample_size
+from is_core.ctr.model import library_versions
+from is_core.weights.normalize import effective_sample_size
+from is_core.weights.psis import pareto_khat
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -72,7 +72,7 @@ def build_report(
 
 
 #: How the verdict names the evaluation rows, by ``metrics["evaluated_on"]`` (the names of
-#: :func:`is_core.stages.evaluation_rows`): a labeled target holdout scored unweighted, or, without
+#: :func:`is_core.ctr.stage.evaluation_rows`): a labeled target holdout scored unweighted, or, without
 #: one, source rows kept out of training and scored with the final importance weights.
 EVALUATED_ON = {
     "target_holdout": "target holdout logloss",

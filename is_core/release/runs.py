@@ -1,7 +1,7 @@
 """Run folders: staging, atomic publication, failure records.
 
 A run writes everything into ``<output_root>/.staging/<run_date>-<id>/`` and only a complete run
-is moved to ``<output_root>/<run_date>/`` (:func:`is_core.io.publish_directory`). A failed run
+is moved to ``<output_root>/<run_date>/`` (:func:`is_core.data.atomic.publish_directory`). A failed run
 leaves the earlier output of that date untouched and adds one failure record under
 ``<output_root>/<run_date>/failures/``.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
-from is_core.errors import ConcurrentRunError, IsbenchError
-from is_core.io import publish_directory, write_json_atomic
+from is_core.data.atomic import publish_directory, write_json_atomic
+from is_core.errors import ConcurrentRunError, ConfigError, IsbenchError
 
 LOCK_DIR = ".locks"
 STAGING_DIR = ".staging"
@@ -49,6 +49,17 @@ def run_date_for(scheduled: dt.datetime, timezone: str, lag_days: int) -> dt.dat
     if scheduled.tzinfo is None:
         scheduled = scheduled.replace(tzinfo=dt.UTC)
     return scheduled.astimezone(ZoneInfo(timezone)).date() - dt.timedelta(days=lag_days)
+
+
+def check_run_date(value: str | dt.date) -> dt.date:
+    """Parse a run date given as ``YYYY-MM-DD``."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"run date {value!r} is not a date",
+                          fix="give it as YYYY-MM-DD, e.g. 2026-11-28") from exc
 
 
 class RunDateLock:

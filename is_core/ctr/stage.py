@@ -1,0 +1,226 @@
+"""The train and evaluate stages: the weighted CTR model, its unweighted baseline, and both
+scored on the evaluation rows.
+
+:func:`train_models` fits :class:`~is_core.ctr.model.WeightedCTRModel` twice with identical
+parameters (final importance weights, then none) and saves both as UBJSON;
+:func:`evaluate_models` scores them on :func:`evaluation_rows` with bootstrap intervals and
+paired differences. Each takes its own config section plus the column roles and returns a typed
+summary (:class:`TrainedModels`, :class:`Evaluation`) that Prefect can store as JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+import numpy as np
+import pandas as pd
+
+from is_core.config import ColumnsConfig, EvaluationConfig, TrainConfig
+from is_core.ctr.metrics import (
+    bootstrap_metrics,
+    ctr_metrics,
+    paired_logloss_difference,
+    reliability_curve,
+)
+from is_core.ctr.model import WeightedCTRModel
+from is_core.data.atomic import write_parquet_atomic
+from is_core.data.features import FeatureSpec
+from is_core.data.io import release_memory
+from is_core.data.stage import Inputs, has_role, read_role
+from is_core.errors import DataContractError
+from is_core.weights.stage import WeightsResult
+
+MODEL_FILE = "model.ubj"
+BASELINE_FILE = "baseline_model.ubj"
+EVAL_ROWS_FILE = "evaluation_rows.parquet"
+PREDICTIONS_FILE = "evaluation_predictions.parquet"  # scratch: the promotion gate reuses it
+
+ModelName = Literal["weighted", "unweighted"]
+MODEL_NAMES: tuple[ModelName, ...] = ("weighted", "unweighted")
+EvaluatedOn = Literal["target_holdout", "source_split_importance_weighted"]
+
+
+class TrainedModel(TypedDict):
+    """One saved CTR model: its UBJSON path and how its training went."""
+
+    path: str
+    best_iteration: int
+    validation_logloss: float
+    seconds: float
+    n_train: int
+    n_valid: int
+
+
+class TrainedModels(TypedDict):
+    """The train stage's result: the weighted challenger and its unweighted baseline."""
+
+    weighted: TrainedModel
+    unweighted: TrainedModel
+
+
+class Evaluation(TypedDict):
+    """The evaluate stage's result. ``weighted`` / ``unweighted`` are
+    :func:`~is_core.ctr.metrics.ctr_metrics` dicts; ``intervals`` and ``differences`` the
+    bootstrap intervals of each metric and of the paired differences; ``delta`` the headline
+    differences (weighted minus unweighted)."""
+
+    evaluated_on: EvaluatedOn
+    n: int
+    evaluation_note: str
+    weighted: dict[str, Any]
+    unseen_category_share: dict[str, float]
+    unweighted: dict[str, Any]
+    intervals: dict[str, Any]
+    differences: dict[str, Any]
+    bootstrap: dict[str, Any]
+    reliability: dict[str, Any]
+    delta: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------- training
+def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
+                 weights: WeightsResult, out_dir: Path, *, random_state: int,
+                 metadata: Mapping[str, Any]) -> TrainedModels:
+    """Train the weighted CTR model and its unweighted baseline; save both as UBJSON.
+
+    Without a target holdout, a random 10 % of the source rows is kept out of training for
+    IS-weighted evaluation (``evaluation_rows.parquet``). ``metadata`` (the weights and proposal
+    settings that made the weights) goes into each model's ``.meta.json`` beside the weighting,
+    the input fingerprints and the run date.
+    """
+    source = read_role(inputs, "source", [*columns.features, columns.label])
+    final = pd.read_parquet(weights["path"], columns=["final_weight"])["final_weight"].to_numpy()
+    if len(final) != len(source):
+        raise DataContractError(
+            f"weights.parquet has {len(final)} rows but the source has {len(source)}",
+            fix="the inputs changed during the run; re-run the date",
+        )
+    train_rows = _training_rows(inputs, len(source), out_dir, random_state)
+    frame = source if len(train_rows) == len(source) else source.iloc[train_rows]
+    del source
+    y = frame[columns.label].to_numpy()
+    _require_both_labels(y, columns.label, "training",
+                         "a CTR model needs clicks and non-clicks: check the label export for "
+                         "the window")
+    # Encode the features once for both models (each model's fit then finds them encoded),
+    # and let the raw frame go before XGBoost builds its matrices.
+    X = FeatureSpec(columns.numeric, columns.categorical).fit(frame).transform(frame)
+    del frame
+    release_memory()
+    fingerprints = {r: v["fingerprint"] for r, v in inputs["roles"].items()}
+    trained = {}
+    for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
+                          ("unweighted", BASELINE_FILE, None)):
+        started = time.perf_counter()
+        model = _ctr_model(train, columns, random_state).fit(X, y, sample_weight=w)
+        seconds = time.perf_counter() - started
+        path = model.save(out_dir / file, metadata={
+            "weighting": "importance" if w is not None else "none", **metadata,
+            "input_fingerprints": fingerprints, "run_date": inputs["run_date"],
+        })
+        trained[name] = TrainedModel(
+            path=str(path), best_iteration=model.best_iteration_,
+            validation_logloss=model.validation_logloss_, seconds=seconds,
+            n_train=model.n_train_, n_valid=model.n_valid_)
+    return TrainedModels(weighted=trained["weighted"], unweighted=trained["unweighted"])
+
+
+def _training_rows(inputs: Inputs, n_source: int, out_dir: Path, random_state: int
+                   ) -> np.ndarray:
+    """All source rows, or (without a target holdout) the 90 % not kept for evaluation."""
+    rows = np.arange(n_source)
+    if has_role(inputs, "holdout"):
+        return rows
+    is_eval = np.random.default_rng(random_state).random(n_source) < 0.1
+    write_parquet_atomic(pd.DataFrame({"row_id": rows[is_eval]}), out_dir / EVAL_ROWS_FILE)
+    return rows[~is_eval]
+
+
+def _ctr_model(train: TrainConfig, columns: ColumnsConfig, random_state: int
+               ) -> WeightedCTRModel:
+    """The (unfitted) CTR model the train config describes; both models share it."""
+    return WeightedCTRModel(
+        numeric=columns.numeric, categorical=columns.categorical,
+        n_estimators=train.n_estimators, learning_rate=train.learning_rate,
+        max_depth=train.max_depth, min_child_weight=train.min_child_weight,
+        max_cat_to_onehot=train.max_cat_to_onehot,
+        early_stopping_rounds=train.early_stopping_rounds,
+        validation_fraction=train.validation_fraction, n_jobs=train.n_jobs,
+        random_state=random_state,
+    )
+
+
+def _require_both_labels(y: np.ndarray, label: str, rows: str, fix: str) -> None:
+    if y.min() == y.max():
+        raise DataContractError(f"every {rows} label in {label!r} is {y[0]}", fix=fix)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def evaluation_rows(columns: ColumnsConfig, inputs: Inputs, weights: WeightsResult,
+                    out_dir: Path) -> tuple[pd.DataFrame, np.ndarray | None, EvaluatedOn]:
+    """The rows every model of a run is scored on: (frame, sample weights or None, name).
+
+    The labeled target holdout when there is one (unweighted); otherwise the source rows kept
+    out of training (``evaluation_rows.parquet``), importance-weighted with the final weights.
+    The evaluation stage and the champion/challenger comparison both use this, so they score
+    on the same rows.
+    """
+    if has_role(inputs, "holdout"):
+        frame = read_role(inputs, "holdout", [*columns.features, columns.label])
+        return frame, None, "target_holdout"
+    rows = pd.read_parquet(out_dir / EVAL_ROWS_FILE)["row_id"].to_numpy()
+    frame = read_role(inputs, "source", [*columns.features, columns.label]).iloc[rows]
+    sample_weight = pd.read_parquet(weights["path"], columns=["final_weight"])[
+        "final_weight"].to_numpy()[rows]
+    return frame, sample_weight, "source_split_importance_weighted"
+
+
+EVALUATION_NOTES: dict[EvaluatedOn, str] = {
+    "target_holdout": "labeled target holdout rows, unweighted: the metrics are the target "
+    "metrics themselves",
+    "source_split_importance_weighted": "no target holdout: source rows kept out of training, "
+    "importance-weighted with the final weights, so each metric is a self-normalized IS "
+    "estimate of its target value (trustworthy only as far as the weights are)",
+}
+
+
+def evaluate_models(evaluation: EvaluationConfig, columns: ColumnsConfig, inputs: Inputs,
+                    models: TrainedModels, weights: WeightsResult, out_dir: Path, *,
+                    random_state: int) -> Evaluation:
+    """Metrics of both models on the target holdout (or IS-weighted on a source split)."""
+    frame, sample_weight, on = evaluation_rows(columns, inputs, weights, out_dir)
+    y = frame[columns.label].to_numpy()
+    _require_both_labels(y, columns.label, "evaluation",
+                         "AUC needs clicks and non-clicks in the holdout: enlarge "
+                         "data.window_days or check the holdout export")
+    bins, level = evaluation.calibration_bins, evaluation.ci_level
+    predictions, scored = {}, {}
+    for name in MODEL_NAMES:
+        model = WeightedCTRModel.load(models[name]["path"])
+        predictions[name] = model.predict_proba(frame)
+        scored[name] = ctr_metrics(y, predictions[name], sample_weight, bins)
+    # both models were fitted on one FeatureSpec of the same rows: one share serves both
+    unseen = model.feature_spec_.unseen_share(frame)
+    write_parquet_atomic(pd.DataFrame(predictions), out_dir / PREDICTIONS_FILE)
+    boot = bootstrap_metrics(y, predictions, sample_weight, baseline="unweighted",
+                             n_boot=evaluation.n_boot, level=level, n_bins=bins,
+                             random_state=random_state)
+    w, u = scored["weighted"], scored["unweighted"]
+    return Evaluation(
+        evaluated_on=on, n=int(len(frame)), evaluation_note=EVALUATION_NOTES[on],
+        weighted=w, unseen_category_share=unseen, unweighted=u,
+        intervals=boot["models"], differences=boot["difference"],
+        bootstrap={"n_boot": evaluation.n_boot, "level": level},
+        reliability={name: reliability_curve(y, p, sample_weight, bins, level)
+                     for name, p in predictions.items()},
+        delta={
+            "logloss": paired_logloss_difference(
+                y, predictions["weighted"], predictions["unweighted"], sample_weight).to_dict(),
+            "auc": w["auc"] - u["auc"],
+            "calibration_error": abs(w["calibration_ratio"] - 1)
+            - abs(u["calibration_ratio"] - 1),
+        },
+    )

@@ -1,0 +1,240 @@
+"""The proposal and weights stages: log importance weights, then final weights and diagnostics.
+
+:func:`fit_proposal` fits the cross-fitted domain classifier (or reads the logged propensities)
+and writes ``log_ratio.parquet``; :func:`compute_weights` clips, normalizes and diagnoses those
+log weights, enforces the gates and estimates the target CTR. Each takes only its own config
+section plus the column roles, and returns a small typed summary (:class:`ProposalResult`,
+:class:`WeightsResult`) of paths and numbers that Prefect can store as JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+import pandas as pd
+
+from is_core.config import ColumnsConfig, ProposalConfig, WeightsConfig
+from is_core.data.atomic import json_safe, write_parquet_atomic
+from is_core.data.stage import Inputs, read_role
+from is_core.errors import ConfigError
+from is_core.weights.clipping import ClipResult, clip_log_weights
+from is_core.weights.diagnostics import (
+    WeightGates,
+    compare_weights,
+    diagnose_weights,
+    enforce_gates,
+    evaluate_gates,
+)
+from is_core.weights.domain import DomainClassifierRatio
+from is_core.weights.estimators import (
+    bootstrap_estimate,
+    is_estimate,
+    naive_estimate,
+    snis_estimate,
+)
+from is_core.weights.normalize import logged_propensity_log_ratio, normalize_log_weights
+
+LOG_RATIO_FILE = "log_ratio.parquet"
+WEIGHTS_FILE = "weights.parquet"
+
+
+class ProposalResult(TypedDict):
+    """What the proposal stage hands the weights stage (``path``: ``log_ratio.parquet``)."""
+
+    path: str
+    learner: str
+    numeric_basis: str
+    calibration: str | None
+    n_folds: int
+    n_source: int
+    n_target: int
+    n_fit_rows: int
+    log_prior_correction: float
+    domain_auc: float
+    calibration_slope: float | None
+    calibration_error: float | None
+    dropped_features: list[str]
+    logged_comparison: dict[str, float] | None
+    seconds: float
+
+
+class WeightsResult(TypedDict):
+    """What the weights stage hands training, evaluation and the report.
+
+    ``path`` is ``weights.parquet``; ``diagnostics`` the :class:`WeightDiagnostics` fields plus
+    ``clip`` (the :class:`ClipResult` summary), ``gates`` and ``warnings``; ``target_ctr`` the
+    naive, IS, SNIS and bootstrap estimates of the target CTR (:class:`Estimate` dicts).
+    """
+
+    path: str
+    diagnostics: dict[str, Any]
+    target_ctr: dict[str, dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------- proposal
+def fit_proposal(proposal: ProposalConfig, columns: ColumnsConfig, inputs: Inputs,
+                 out_dir: Path, *, random_state: int, n_jobs: int) -> ProposalResult:
+    """Fit the cross-fitted domain classifier; write ``log_ratio.parquet`` (row_id, log_w).
+
+    With ``proposal.target_propensity`` set and logged propensities on the source, the exact
+    policy log weights go into the column ``log_w_logged`` and are compared with the estimated
+    ones (Spearman, NMSE); with ``learner='logged_propensity'`` they *are* ``log_w``.
+    """
+    started = time.perf_counter()
+    _check_proposal_columns(proposal, columns)
+    logged = _logged_log_ratio(proposal, columns, inputs)
+    source = read_role(inputs, "source", columns.features)
+    target = read_role(inputs, "target", columns.features)
+
+    def fit(numeric: list[str], categorical: list[str]) -> DomainClassifierRatio:
+        return _domain_classifier(proposal, numeric, categorical, random_state, n_jobs
+                                  ).fit(source, target)
+
+    model = fit(columns.numeric, columns.categorical)
+    estimated = model.log_ratio_source_
+    if logged is not None and proposal.learner == "logged_propensity" and \
+            proposal.context_features:
+        context = proposal.context_features
+        logged = logged + fit([c for c in columns.numeric if c in context],
+                              [c for c in columns.categorical if c in context]
+                              ).log_ratio_source_  # p(u)/q(u) * pi_1/pi_0
+    table = {"row_id": np.arange(len(source), dtype=np.int64),
+             "log_w": logged if proposal.learner == "logged_propensity" else estimated}
+    comparison = None
+    if logged is not None:
+        table["log_w_logged"] = logged
+        table["log_w_estimated"] = estimated
+        comparison = compare_weights(estimated, logged)
+    path = write_parquet_atomic(pd.DataFrame(table), out_dir / LOG_RATIO_FILE)
+    return _proposal_summary(proposal, model, path, comparison, time.perf_counter() - started)
+
+
+def _check_proposal_columns(proposal: ProposalConfig, columns: ColumnsConfig) -> None:
+    """The logged-propensity learner's needs, which span two config sections."""
+    if proposal.learner == "logged_propensity" and (columns.logging_propensity is None
+                                                     or proposal.target_propensity is None):
+        raise ConfigError(
+            "proposal.learner='logged_propensity' needs columns.logging_propensity and "
+            "proposal.target_propensity",
+            fix="set both, or use learner='logistic'",
+        )
+    unknown = [c for c in proposal.context_features or [] if c not in columns.features]
+    if proposal.learner == "logged_propensity" and unknown:
+        raise ConfigError(f"proposal.context_features {unknown} are not feature columns",
+                          fix="list columns of columns.numeric/categorical")
+
+
+def _logged_log_ratio(proposal: ProposalConfig, columns: ColumnsConfig, inputs: Inputs
+                      ) -> np.ndarray | None:
+    """log π1 − log π0 of the source rows, when the logs carry π0 and π1 is configured."""
+    if not columns.logging_propensity or proposal.target_propensity is None:
+        return None
+    frame = read_role(inputs, "source", [columns.logging_propensity])
+    return logged_propensity_log_ratio(frame[columns.logging_propensity].to_numpy(),
+                                       proposal.target_propensity, columns.logging_propensity)
+
+
+def _domain_classifier(proposal: ProposalConfig, numeric: list[str], categorical: list[str],
+                       random_state: int, n_jobs: int) -> DomainClassifierRatio:
+    """The (unfitted) domain classifier the proposal config describes."""
+    return DomainClassifierRatio(
+        numeric=numeric, categorical=categorical,
+        learner="logistic" if proposal.learner == "logged_propensity" else proposal.learner,
+        n_folds=proposal.n_folds, calibration=proposal.calibration,
+        numeric_basis=proposal.numeric_basis, C=proposal.C,
+        max_categories=proposal.max_categories, n_estimators=proposal.n_estimators,
+        max_depth=proposal.max_depth, n_jobs=n_jobs, random_state=random_state,
+        max_fit_rows=proposal.max_fit_rows,
+    )
+
+
+def _proposal_summary(proposal: ProposalConfig, model: DomainClassifierRatio, path: Path,
+                      comparison: dict[str, float] | None, seconds: float) -> ProposalResult:
+    return {
+        "path": str(path),
+        "learner": proposal.learner,
+        "numeric_basis": getattr(model, "numeric_basis_", proposal.numeric_basis),
+        "calibration": proposal.calibration,
+        "n_folds": proposal.n_folds,
+        "n_source": model.n_source_,
+        "n_target": model.n_target_,
+        "n_fit_rows": model.n_fit_source_ + model.n_fit_target_,
+        "log_prior_correction": model.log_prior_correction_,
+        "domain_auc": model.domain_auc_,
+        "calibration_slope": model.calibration_slope_,
+        "calibration_error": model.calibration_error_,
+        "dropped_features": model.dropped_features_,
+        "logged_comparison": comparison,
+        "seconds": seconds,
+    }
+
+
+# ---------------------------------------------------------------------------- weights
+def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inputs,
+                    proposal: ProposalResult, out_dir: Path, *, random_state: int
+                    ) -> WeightsResult:
+    """Clip and normalize the log weights, diagnose them, estimate the target CTR.
+
+    Writes ``weights.parquet`` (row_id, impression id, dt, raw_weight, clipped_weight,
+    final_weight), evaluates the weight gates and raises
+    :class:`~is_core.errors.WeightDiagnosticsError` when one fails; the gates (and warnings)
+    are returned in ``diagnostics`` for the report.
+    """
+    log_w = pd.read_parquet(proposal["path"])["log_w"].to_numpy()
+    keep = [columns.label] + ([columns.impression_id] if columns.impression_id else [])
+    source = read_role(inputs, "source", keep)
+    y = source[columns.label].to_numpy(dtype=float)
+    clip = clip_log_weights(log_w, weights.clip, quantile=weights.clip_quantile,
+                            max_weight=weights.clip_max_weight, y=y)
+    partition = _normalization_partition(weights, source)
+    final = normalize_log_weights(clip.log_w, partition)
+    # clipped SNIS intervals are bias-guarded by the unclipped ones (is_core.weights.estimators)
+    unclipped = None if weights.clip == "none" else normalize_log_weights(log_w, partition)
+    diagnostics = diagnose_weights(log_w, clip.log_w, final, weights.clip, clip.log_cap,
+                                   proposal.get("domain_auc"), proposal.get("logged_comparison"))
+    gates = evaluate_gates(diagnostics, WeightGates(min_ess_fraction_fail=weights.min_ess_fraction,
+                                                    **weights.gates.model_dump()))
+    path = _write_weights(columns, source, log_w, clip, final, out_dir)
+    estimates = {
+        "naive": naive_estimate(y).to_dict(),
+        "is_raw": is_estimate(y, np.exp(log_w)).to_dict(),
+        "snis": snis_estimate(y, final, w_unclipped=unclipped).to_dict(),
+        "snis_bootstrap": bootstrap_estimate("snis", y, final, n_boot=200,
+                                             random_state=random_state,
+                                             w_unclipped=unclipped).to_dict(),
+    }
+    summary = {**diagnostics.to_dict(), "clip": clip.summary(),
+               "gates": [g.to_dict() for g in gates],
+               "warnings": [g.message for g in gates if g.status == "warn"]}
+    enforce_gates(gates, diagnostics)
+    result: WeightsResult = json_safe(
+        {"path": str(path), "diagnostics": summary, "target_ctr": estimates})
+    return result
+
+
+def _normalization_partition(weights: WeightsConfig, source: pd.DataFrame) -> np.ndarray | None:
+    """The day of each source row with ``normalize_per='day'``; None for the whole window."""
+    if weights.normalize_per != "day":
+        return None
+    if "dt" not in source.columns:
+        raise ConfigError("weights.normalize_per='day' needs day partitions (dt=YYYY-MM-DD)",
+                          fix="use hive-partitioned inputs or normalize_per='window'")
+    return source["dt"].to_numpy()
+
+
+def _write_weights(columns: ColumnsConfig, source: pd.DataFrame, log_w: np.ndarray,
+                   clip: ClipResult, final: np.ndarray, out_dir: Path) -> Path:
+    """``weights.parquet``: row_id, impression id, dt, raw, clipped and final weight."""
+    frame = pd.DataFrame({"row_id": np.arange(len(final), dtype=np.int64)})
+    if columns.impression_id:
+        frame["impression_id"] = source[columns.impression_id].to_numpy()
+    if "dt" in source.columns:
+        frame["dt"] = source["dt"].to_numpy()
+    frame["raw_weight"] = np.exp(log_w)
+    frame["clipped_weight"] = np.exp(clip.log_w)
+    frame["final_weight"] = final
+    return write_parquet_atomic(frame, out_dir / WEIGHTS_FILE)
+
