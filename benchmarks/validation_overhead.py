@@ -11,7 +11,7 @@ as many target and holdout impressions. Then, in one process:
    (what a published run leaves), so the run date has a reference day and the drift suites run;
 2. runs ``daily_retrain`` for the run date with the default config (Prefect, ephemeral API),
    and reads the duration of its ``validate`` task run from the Prefect API;
-3. times the validate stage alone once more (``tasks.validation.validate_window``: read, schema
+3. times the validate stage alone once more (``tasks.gx.window.validate_window``: read, schema
    checks, GX window + drift suites, Data Docs, profile) and splits it into reading, GX and
    Data Docs.
 
@@ -73,8 +73,8 @@ def main() -> None:
         "output_root": str(work / "runs"),
     })
 
-    from tasks.expectations import context_for  # noqa: F401 - import GX outside the timings
-    from tasks.validation import validate_window
+    from tasks.gx.runner import context_for  # noqa: F401 - import GX outside the timings
+    from tasks.gx.window import validate_window
 
     previous = RUN_DATE - dt.timedelta(days=1)
     t0 = time.perf_counter()

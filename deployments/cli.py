@@ -73,14 +73,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from flows.backfill import BackfillFailed, backfill, backfill_dates
+    from flows.backfill import backfill, backfill_dates
 
     config = _config(args.config)
     start, end = check_run_date(args.start), check_run_date(args.end)
     backfill_dates(start, end)  # a bad range fails here, before a flow run is created
     state = backfill(start=start, end=end, config=config, return_state=True)
-    rows = state.result(raise_on_failure=False)
-    if isinstance(rows, BackfillFailed) or not state.is_completed():
+    rows = state.result(raise_on_failure=False)  # the exception itself if it failed
+    if isinstance(rows, Exception) or not state.is_completed():
         print(f"isbench: {state.message}", file=sys.stderr)
         return 1
     for row in rows:
@@ -155,11 +155,23 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_suites(args: argparse.Namespace) -> int:
-    from tasks.expectations import main as suites_main
+    from tasks.gx.suites import SUITES_DIR, check_suites, write_suites
 
-    argv = [*(["--config", args.config] if args.config else []),
-            *(["--out", args.out] if args.out else []), *(["--check"] if args.check else [])]
-    return suites_main(argv)
+    config = _config(args.config)
+    out = Path(args.out) if args.out else SUITES_DIR
+    if not args.check:
+        for path in write_suites(config, out):
+            print(f"wrote {path}")
+        return 0
+    stale = check_suites(config, out)
+    if stale:
+        again = " ".join(["isbench suites", *(["--config", args.config] if args.config else []),
+                          *(["--out", args.out] if args.out else [])])
+        print(f"stale or missing suite files in {out}: {stale}; regenerate them with "
+              f"`{again}`", file=sys.stderr)
+        return 1
+    print(f"suites in {out} are current")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -223,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "suites under expectations/ (--check: verify they are current)")
     suites.add_argument("--config", help="YAML/TOML config (default: built-in defaults)")
     suites.add_argument("--out", help="folder of the suite files (default: expectations/)")
-    suites.add_argument("--check", action="store_true")
+    suites.add_argument("--check", action="store_true",
+                        help="exit 1 if the files in --out differ from what the code generates")
     suites.set_defaults(func=cmd_suites)
 
     serve = sub.add_parser("serve", help="serve daily_retrain on its daily schedule")

@@ -21,7 +21,7 @@ from is_core.release.runs import RunFolders, run_date_for
 from is_core.weights.stage import LOG_RATIO_FILE
 from tasks import promotion as promo
 from tasks import stages as t
-from tasks.validation import inputs_after_quarantine
+from tasks.gx.window import inputs_after_quarantine
 
 
 class StageFailed(RuntimeError):

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import math
 import shutil
+import subprocess
+import sys
 import weakref
 from pathlib import Path
 
@@ -203,21 +205,46 @@ class TestOtherChecks:
 
 
 # ---------------------------------------------------------------------------- GX suites
+class TestGreatExpectationsImport:
+    def test_importing_the_window_module_does_not_import_great_expectations(self):
+        """Regression guard: the flow module imports :mod:`tasks.gx.window` (for
+        ``inputs_after_quarantine``); Great Expectations takes 2 s to import, and
+        ``validate_window`` imports it in a thread while it reads the window."""
+        code = ("import sys, tasks.gx, tasks.gx.window; "
+                "print(sorted(m for m in sys.modules if m.startswith('great_expectations')))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).resolve().parents[1])
+        assert done.stdout.strip() == "[]"
+
+
 class TestSuites:
     def test_versioned_suites_are_current(self):
         from deployments.cli import main
 
-        assert main(["suites", "--check"]) == 0  # = python -m tasks.expectations --check
+        assert main(["suites", "--check"]) == 0
 
-    def test_check_notices_a_stale_suite_file(self, tmp_path):
-        from tasks.expectations import main
+    def test_check_notices_a_stale_suite_file(self, tmp_path, capsys):
+        from deployments.cli import main
 
-        assert main(["--out", str(tmp_path)]) == 0
+        assert main(["suites", "--out", str(tmp_path)]) == 0
         (tmp_path / "isbench_holdout.json").write_text("{}")
-        assert main(["--out", str(tmp_path), "--check"]) == 1
+        (tmp_path / "isbench_target.json").unlink()
+        capsys.readouterr()
+        assert main(["suites", "--out", str(tmp_path), "--check"]) == 1
+        err = capsys.readouterr().err
+        assert "['isbench_target.json', 'isbench_holdout.json']" in err
+        assert f"regenerate them with `isbench suites --out {tmp_path}`" in err
+
+    def test_default_suites_folder_is_the_versioned_one(self):
+        from tasks.gx.suites import SUITES_DIR
+
+        assert SUITES_DIR == Path(__file__).resolve().parents[1] / "expectations"
+        assert sorted(p.name for p in SUITES_DIR.glob("*.json")) == [
+            "isbench_holdout.json", "isbench_source.json", "isbench_target.json"]
 
     def test_suite_covers_the_contract(self):
-        from tasks.expectations import build_suite, context_for
+        from tasks.gx.runner import context_for
+        from tasks.gx.suites import build_suite
 
         context_for()
         source = {e.expectation_type for e in build_suite(CONFIG, "source", RUN_DATE)
@@ -235,7 +262,7 @@ class TestSuites:
         assert target == []  # the target needs no labels
 
     def test_clean_scenario_frame_passes_and_every_record_is_complete(self):
-        from tasks.expectations import validate_frame
+        from tasks.gx.window import validate_frame
 
         summary = validate_frame(scenario_frame(2000), CONFIG, "source", RUN_DATE)
         assert summary["success"], summary["failures"]
@@ -244,7 +271,7 @@ class TestSuites:
             json.dumps(record)
 
     def test_failed_expectations_name_column_rule_and_fix(self):
-        from tasks.expectations import validate_frame
+        from tasks.gx.window import validate_frame
 
         frame = scenario_frame(500)
         frame.loc[:4, "logging_propensity"] = 0.0
@@ -259,7 +286,8 @@ class TestSuites:
         # Regression: GX keeps its ephemeral context as the process's current project, and the
         # context's pandas data sources cached every validated frame: a flow run held its whole
         # window (0.7 GB at 1M + 1M rows) until the process exited.
-        from tasks.expectations import Batch, build_suite, context_for, run_batches
+        from tasks.gx.runner import Batch, context_for, run_batches
+        from tasks.gx.suites import build_suite
 
         context = context_for()
         frame = scenario_frame(500)
@@ -331,7 +359,7 @@ class TestRelativeRunRoot:
         uses), GX refused the relative Data Docs folder ("base_directory must be an absolute
         path") and every demo run failed at validate."""
         from is_core.data.stage import locate_inputs
-        from tasks.validation import validate_window
+        from tasks.gx.window import validate_window
 
         monkeypatch.chdir(tmp_path)
         config = small_config(small_data_root, Path("runs"))

@@ -1,6 +1,6 @@
 r"""The input contract's statistics: schemas, reference-day drift bounds, quarantine of bad rows.
 
-Great Expectations runs the suites (``tasks/expectations.py``); everything numeric the suites are
+Great Expectations runs the suites (the package ``tasks/gx/``); everything numeric the suites are
 parameterized with is computed here, in plain pandas, so it can be tested without GX:
 
 * :func:`schema_checks` compares the files of a window with each other and with the reference
@@ -135,7 +135,7 @@ def row_problems(frame: pd.DataFrame, config: IsbenchConfig, role: str) -> pd.Da
         if col not in frame or not pd.api.types.is_numeric_dtype(frame[col]):
             continue
         x = frame[col].astype(float)
-        bad = np.isinf(x)
+        bad = x.isin([np.inf, -np.inf])
         lo, hi = vc.numeric_ranges.get(col, (None, None))
         if lo is not None:
             bad |= x < lo
@@ -169,7 +169,7 @@ def quarantine_rows(
     bad = problems.any(axis=1).to_numpy() if problems.shape[1] else np.zeros(len(frame), bool)
     n, dropped = len(frame), int(bad.sum())
     share = dropped / n if n else 0.0
-    by_rule = {k: int(v) for k, v in problems.sum().items() if v}
+    by_rule = {str(k): int(v) for k, v in problems.sum().items() if v}
     summary = {"role": role, "rows": n, "dropped": dropped, "share": share,
                "max_share": config.validation.max_quarantine_share, "by_rule": by_rule}
     if share > config.validation.max_quarantine_share:
