@@ -45,8 +45,10 @@ browser:
 	       "(with CI=true they fail)"; \
 	fi
 
-## test: the full test suite, slow end-to-end tests included
+## test: the type checker (mypy over is_core, tasks, flows, deployments; pyproject.toml), then
+## the full test suite, slow end-to-end tests included
 test: install browser
+	$(PY) -m mypy
 	PREFECT_HOME=$$(mktemp -d) $(PY) -m pytest
 
 lint: install

@@ -1,13 +1,15 @@
 """How accurate are the importance weights and the target-CTR intervals? Known-truth benchmark.
 
-Scenarios: :func:`is_core.simulate.gaussian.gaussian_scenarios` (d = 10; exact log ratio and target CTR).
+Scenarios: :func:`is_core.simulate.gaussian.gaussian_scenarios` (d = 10; exact log ratio and
+target CTR).
 
 Part 1, **weights** (10,000 source + 10,000 target rows, the issue's anchor setting): for each
 scenario × weight estimator × clip method, the weight NMSE against the exact weights (after
 clipping; :func:`is_core.weights.diagnostics.weight_nmse`, 1 = no better than constant weights), the
 Spearman correlation with the exact weights, the domain AUC and the seconds to fit. Weight
 estimators: ``true`` (exact weights), ``logistic`` (linear basis), ``default`` (the default
-:class:`~is_core.weights.domain.DomainClassifierRatio`: logistic, auto basis), ``xgboost`` (uncalibrated),
+:class:`~is_core.weights.domain.DomainClassifierRatio`: logistic, auto basis), ``xgboost``
+(uncalibrated),
 ``xgboost+sigmoid``, and ``ulsif`` (unconstrained least-squares importance fitting, Kanamori,
 Hido & Sugiyama 2009, the kernel method ADAPT calls ULSIF; 100 Gaussian-kernel centres drawn
 from the target, width and ridge chosen on a held-out split by the uLSIF criterion).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Schedule
 
 from flows.daily_retrain import daily_retrain
 from is_core.config import IsbenchConfig
@@ -13,7 +13,7 @@ DEPLOYMENT_NAME = "daily-retrain"
 DEFAULT_CRON = "0 3 * * *"
 
 
-def daily_schedule(cron: str = DEFAULT_CRON, timezone: str = "UTC") -> Cron:
+def daily_schedule(cron: str = DEFAULT_CRON, timezone: str = "UTC") -> Schedule:
     """Every day at 03:00 (``cron``) in ``timezone``; the run date comes from this time."""
     return Cron(cron, timezone=timezone)
 

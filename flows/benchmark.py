@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -32,6 +33,8 @@ def benchmark(
     progress = create_progress_artifact(
         0.0, key=PROGRESS_ARTIFACT,
         description=f"Benchmark cells done of {len(cells)} (scenario × seed)")
+    # a sync flow gets the artifact's id (the async variant's coroutine only in async code)
+    assert isinstance(progress, UUID)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for j, (scenario, seed) in enumerate(cells, 1):

@@ -23,7 +23,15 @@ from pydantic import (
     model_validator,
 )
 
-from is_core.errors import ConfigError
+from is_core._validation import (
+    Calibration,
+    ClipMethod,
+    FileFormat,
+    NormalizePer,
+    NumericBasis,
+    ProposalLearner,
+)
+from is_core.errors import ConfigError, IsbenchError
 
 DEFAULT_NUMERIC = [
     "user_f0", "user_f1", "user_f2", "user_f3", "position", "item_price", "item_popularity",
@@ -54,15 +62,16 @@ class ColumnsConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if not self.features:
-            raise ValueError("columns.numeric and columns.categorical are both empty: "
-                             "name at least one feature column")
+            raise ConfigError("columns.numeric and columns.categorical are both empty",
+                              fix="name at least one feature column")
         dupes = sorted({c for c in self.features if self.features.count(c) > 1})
         if dupes:
-            raise ValueError(
-                f"feature column(s) {dupes} listed twice in columns.numeric/categorical"
-            )
+            raise ConfigError(
+                f"feature column(s) {dupes} listed twice in columns.numeric/categorical",
+                fix="list each feature once, in columns.numeric or columns.categorical")
         if self.label in self.features:
-            raise ValueError(f"label column {self.label!r} is also listed as a feature")
+            raise ConfigError(f"label column {self.label!r} is also listed as a feature",
+                              fix="remove it from columns.numeric/categorical")
         return self
 
 
@@ -73,7 +82,7 @@ class DataConfig(_Strict):
     source: str = Field("source", description="Training logs (biased by the logging ranker).")
     target: str = Field("target", description="Sample of the traffic to serve; labels optional.")
     holdout: str | None = Field("holdout", description="Labeled target rows for evaluation only.")
-    format: Literal["parquet", "csv"] = "parquet"
+    format: FileFormat = "parquet"
     window_days: int = Field(7, ge=1, le=366, description="Days read, ending at the run date.")
 
     def path_of(self, role: str) -> Path:
@@ -95,14 +104,14 @@ class ProposalConfig(_Strict):
     """The proposal model: a probabilistic domain classifier, target vs source, or the logged
     propensities (see :mod:`is_core.weights.domain` and :mod:`is_core.weights.normalize`)."""
 
-    learner: Literal["logistic", "xgboost", "logged_propensity"] = Field(
+    learner: ProposalLearner = Field(
         "logistic", description="Domain classifier, or 'logged_propensity': exact policy weights "
         "pi_1/pi_0 from columns.logging_propensity and target_propensity.")
     n_folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds.")
-    numeric_basis: Literal["auto", "linear", "quadratic", "spline"] = Field(
+    numeric_basis: NumericBasis = Field(
         "auto", description="How numerics enter the logistic learner; 'auto' picks linear or "
         "quadratic by out-of-fold log-loss.")
-    calibration: Literal["sigmoid", "isotonic"] | None = Field(
+    calibration: Calibration | None = Field(
         None, description="Cross-fitted probability calibration of the domain classifier.")
     C: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic regression.")
     max_categories: int = Field(
@@ -149,12 +158,12 @@ class WeightGatesConfig(_Strict):
 class WeightsConfig(_Strict):
     """Clipping, normalization and gates of the importance weights."""
 
-    clip: Literal["none", "hard", "quantile", "ionides", "psis", "auto"] = Field(
+    clip: ClipMethod = Field(
         "auto", description="'auto' picks the cap minimizing the estimated MSE of the SNIS "
         "target-CTR estimate (is_core.weights.clipping).")
     clip_quantile: float = Field(0.99, gt=0.5, le=1.0, description="For clip='quantile'.")
     clip_max_weight: float | None = Field(None, gt=0, description="For clip='hard'.")
-    normalize_per: Literal["window", "day"] = Field(
+    normalize_per: NormalizePer = Field(
         "window", description="Normalize the final weights to mean 1 over the whole window or "
         "within each day.")
     min_ess_fraction: float = Field(
@@ -165,8 +174,9 @@ class WeightsConfig(_Strict):
     @model_validator(mode="after")
     def _check_clip(self) -> Self:
         if self.clip == "hard" and self.clip_max_weight is None:
-            raise ValueError("weights.clip='hard' needs weights.clip_max_weight (the cap on the "
-                             "raw weight, e.g. 20)")
+            raise ConfigError("weights.clip='hard' needs weights.clip_max_weight",
+                              fix="set weights.clip_max_weight, the cap on the raw weight "
+                              "such as 20, or choose another weights.clip")
         return self
 
 
@@ -280,19 +290,23 @@ class ValidationConfig(_Strict):
     def _check(self) -> Self:
         lo, hi = self.ctr_range
         if not 0 <= lo < hi <= 1:
-            raise ValueError(f"validation.ctr_range {list(self.ctr_range)} must satisfy "
-                             "0 <= min < max <= 1")
+            raise ConfigError(f"validation.ctr_range {list(self.ctr_range)} must satisfy "
+                              "0 <= min < max <= 1", fix="give [min, max] click rates, e.g. "
+                              "[0.0001, 0.5]")
         lo, hi = self.cardinality_range
         if not 1 <= lo <= hi:
-            raise ValueError(f"validation.cardinality_range {list(self.cardinality_range)} must "
-                             "satisfy 1 <= min <= max")
-        for col, (lo, hi) in self.numeric_ranges.items():
-            if lo is not None and hi is not None and not lo < hi:
-                raise ValueError(f"validation.numeric_ranges[{col!r}] = [{lo}, {hi}]: min must "
-                                 "be below max")
+            raise ConfigError(f"validation.cardinality_range {list(self.cardinality_range)} "
+                              "must satisfy 1 <= min <= max", fix="give [min, max] distinct "
+                              "values per categorical column, e.g. [1, 100000]")
+        for col, (low, high) in self.numeric_ranges.items():
+            if low is not None and high is not None and not low < high:
+                raise ConfigError(f"validation.numeric_ranges[{col!r}] = [{low}, {high}]: min "
+                                  "must be below max", fix="swap the bounds, or use null for "
+                                  "an unbounded side")
         if self.max_rows is not None and self.max_rows < self.min_rows:
-            raise ValueError(f"validation.max_rows {self.max_rows} is below min_rows "
-                             f"{self.min_rows}")
+            raise ConfigError(f"validation.max_rows {self.max_rows} is below min_rows "
+                              f"{self.min_rows}", fix="raise validation.max_rows or lower "
+                              "validation.min_rows")
         return self
 
 
@@ -322,8 +336,9 @@ class IsbenchConfig(_Strict):
     def _validation_names_numeric_columns(self) -> Self:
         unknown = sorted(set(self.validation.numeric_ranges) - set(self.columns.numeric))
         if unknown:
-            raise ValueError(f"validation.numeric_ranges names {unknown}, which are not in "
-                             f"columns.numeric {self.columns.numeric}")
+            raise ConfigError(f"validation.numeric_ranges names {unknown}, which are not in "
+                              f"columns.numeric {self.columns.numeric}",
+                              fix="bound only columns of columns.numeric; check the spelling")
         return self
 
     @field_validator("timezone")
@@ -332,8 +347,8 @@ class IsbenchConfig(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as "
-                             "'Europe/Berlin' or 'UTC'") from exc
+            raise ConfigError(f"unknown timezone {value!r}",
+                              fix="use an IANA name such as 'Europe/Berlin' or 'UTC'") from exc
         return value
 
     @classmethod
@@ -353,7 +368,16 @@ class IsbenchConfig(_Strict):
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {_problem(e)}" for e in exc.errors()
             )
             raise ConfigError(f"invalid {source}: {problems}",
                               fix="correct these keys (see configs/demo.yaml)") from exc
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as text: a :class:`ConfigError` raised by a validator as its what and
+    fix (without pydantic's "Value error, " prefix), any other error as pydantic words it."""
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, IsbenchError):
+        return f"{cause.what} (fix: {cause.fix})" if cause.fix else cause.what
+    return str(error["msg"])

@@ -1,7 +1,28 @@
 """The small, named hierarchy of errors isbench raises.
 
 Every error says what failed and what to do about it, so that the message a tired engineer reads
-in the Prefect UI at 3 a.m. is enough to act on.
+in the Prefect UI at 3 a.m. is enough to act on. Every error is also the matching builtin
+exception (Prefect's style: ``ParameterBindError(TypeError, PrefectException)``), so a caller can
+catch either ``ConfigError`` or ``ValueError``:
+
+=======================  ================  ===========================================
+error                    builtin           raised when
+=======================  ================  ===========================================
+ConfigError              ValueError        the configuration is invalid
+ParameterError           ValueError        a library function got an invalid argument
+ProposalParameterError   ValueError        ... an argument of the proposal model
+DataContractError        ValueError        an input is missing or unreadable
+DataValidationError      ValueError        the data broke expectations
+ProposalFitError         ValueError        the proposal model cannot be fitted
+InvalidWeightsError      ValueError        log weights are empty, NaN or +inf
+WeightDiagnosticsError   ValueError        the weights failed a diagnostic gate
+TrainingError            RuntimeError      the CTR model cannot be trained or saved
+RegistryError            LookupError       a registry version or alias is missing
+ConcurrentRunError       RuntimeError      another run holds the run date's lock
+=======================  ================  ===========================================
+
+None of them is an ``OSError``: the tasks retry ``OSError`` (a transient failure) and nothing of
+this family (``tasks.stages.retry_if_transient``).
 """
 
 from __future__ import annotations
@@ -30,6 +51,12 @@ class IsbenchError(Exception):
         self.details = dict(details or {})
         super().__init__(f"{what}. Fix: {fix}" if fix else what)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect pickles exceptions into states. The default rebuilds ``cls(*self.args)``,
+        # which hands the whole message to ``what`` (and breaks subclasses whose __init__
+        # takes other arguments); rebuild from the attributes instead.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
     def to_record(self) -> dict[str, Any]:
         """A JSON-serializable record of the error for failure files and artifacts."""
         return {
@@ -41,19 +68,45 @@ class IsbenchError(Exception):
         }
 
 
-class ConfigError(IsbenchError):
+def _rebuild(cls: type[IsbenchError], args: tuple[Any, ...], state: dict[str, Any]
+             ) -> IsbenchError:
+    """Unpickle an :class:`IsbenchError` without calling its ``__init__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class ConfigError(IsbenchError, ValueError):
     """The configuration is invalid (unknown column, bad parameter, path outside the data root)."""
 
     stage = "config"
 
 
-class DataContractError(IsbenchError):
+class ParameterError(IsbenchError, ValueError):
+    """A library function or estimator was given an invalid argument.
+
+    ``parameter`` is the argument's own name (``max_weight``, not the config key
+    ``weights.clip_max_weight``): the library does not know the pipeline's config. The stage
+    functions turn it into a :class:`ConfigError` naming the config key
+    (:func:`is_core._validation.config_keys`).
+    """
+
+    stage = "parameter"
+
+    def __init__(self, what: str, fix: str = "", details: dict[str, Any] | None = None, *,
+                 parameter: str) -> None:
+        super().__init__(what, fix, {"parameter": parameter, **(details or {})})
+        self.parameter = parameter
+
+
+class DataContractError(IsbenchError, ValueError):
     """An input file, partition or configured column is missing or unreadable."""
 
     stage = "load"
 
 
-class DataValidationError(IsbenchError):
+class DataValidationError(IsbenchError, ValueError):
     """The data broke one or more expectations of the validation suite.
 
     ``failures`` lists one dict per failed expectation with ``role``, ``column``, ``rule``,
@@ -78,31 +131,49 @@ class DataValidationError(IsbenchError):
         )
 
 
-class ProposalFitError(IsbenchError):
+class ProposalFitError(IsbenchError, ValueError):
     """The proposal (domain classifier) cannot be fitted on these inputs."""
 
     stage = "proposal"
 
 
-class WeightDiagnosticsError(IsbenchError):
+class ProposalParameterError(ParameterError, ProposalFitError):
+    """An argument of the proposal model (:class:`is_core.weights.domain.DomainClassifierRatio`)
+    is invalid: both a :class:`ParameterError` (the stage maps it to a config key) and a
+    :class:`ProposalFitError`."""
+
+    stage = "proposal"
+
+
+class InvalidWeightsError(IsbenchError, ValueError):
+    """Log importance weights no estimator can use: an empty vector, or NaN or +inf values.
+
+    A shift, however large, gives large finite weights; NaN or +inf means the proposal model
+    (or the logged propensities) broke upstream, so retrying or clipping cannot help.
+    """
+
+    stage = "weights"
+
+
+class WeightDiagnosticsError(IsbenchError, ValueError):
     """The importance weights failed a diagnostic gate (ESS, k-hat, domain AUC, ...)."""
 
     stage = "weights"
 
 
-class TrainingError(IsbenchError):
+class TrainingError(IsbenchError, RuntimeError):
     """The CTR model could not be trained or saved."""
 
     stage = "train"
 
 
-class RegistryError(IsbenchError):
+class RegistryError(IsbenchError, LookupError):
     """The model registry is missing a version or alias, or a model cannot be registered."""
 
     stage = "promote"
 
 
-class ConcurrentRunError(IsbenchError):
+class ConcurrentRunError(IsbenchError, RuntimeError):
     """Another run of the same run date holds that date's lock."""
 
     stage = "lock"

@@ -23,10 +23,10 @@ import hashlib
 import json
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
@@ -36,9 +36,13 @@ from is_core import __version__
 from is_core.config import IsbenchConfig
 from is_core.ctr.model import library_versions
 from is_core.data.atomic import publish_directory, write_json_atomic, write_text_atomic
+from is_core.data.stage import Inputs
 
 CACHE_DIR = ".cache"
 SUMMARY_FILE = "summary.json"
+
+#: A stage's summary (a ``TypedDict`` such as ``ProposalResult``): JSON-friendly, paths as text.
+Summary = TypeVar("Summary", bound=Mapping[str, Any])
 
 
 def source_fingerprint(root: Path) -> str:
@@ -57,7 +61,7 @@ def code_fingerprint() -> str:
     return source_fingerprint(Path(is_core.__file__).parent)
 
 
-def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: dict[str, Any]) -> str:
+def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: Inputs) -> str:
     """SHA-256 of everything a deterministic stage's output depends on."""
     payload = {
         "stage": stage,
@@ -72,7 +76,7 @@ def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: dict[str, Any])
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def stage_cache_dir(config: IsbenchConfig, stage: str, inputs: dict[str, Any]) -> Path:
+def stage_cache_dir(config: IsbenchConfig, stage: str, inputs: Inputs) -> Path:
     """The content-addressed folder of ``stage``'s outputs for these inputs and config."""
     digest = stage_fingerprint(stage, config, inputs)
     return Path(config.output_root) / CACHE_DIR / stage / digest[:32]
@@ -115,15 +119,15 @@ def _relocate(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def run_in_cache_dir(stage: str, config: IsbenchConfig, inputs: dict[str, Any],
-                     compute: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+def run_in_cache_dir(stage: str, config: IsbenchConfig, inputs: Inputs,
+                     compute: Callable[[Path], Summary]) -> Summary:
     """Run ``compute(out_dir)`` into a fresh temporary folder and publish it as the stage's
     content-addressed folder; return its summary with paths pointing into that folder."""
     folder = stage_cache_dir(config, stage, inputs).resolve()
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
     try:
-        summary = _relocate(compute(tmp), str(tmp), str(folder))
+        summary: Summary = _relocate(compute(tmp), str(tmp), str(folder))
         write_json_atomic(summary, tmp / SUMMARY_FILE)
         publish_directory(tmp, folder)
     except BaseException:
@@ -132,7 +136,7 @@ def run_in_cache_dir(stage: str, config: IsbenchConfig, inputs: dict[str, Any],
     return summary
 
 
-def copy_outputs(summary: dict[str, Any], destination: Path) -> dict[str, Any]:
+def copy_outputs(summary: Summary, destination: Path) -> Summary:
     """Link (or copy) every file of the folders ``summary``'s paths point into to
     ``destination``; return the summary with its paths moved there."""
     destination = Path(destination).resolve()

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import RetryConditionCallable, StateHookCallable
 
 from is_core.config import IsbenchConfig
 from is_core.ctr.stage import MODEL_NAMES, Evaluation, TrainedModels
@@ -32,30 +35,56 @@ from is_core.weights.stage import fit_proposal as _proposal
 from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
 
 
-def retry_unless_input_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient failures only: an :class:`IsbenchError` (bad input, bad config, a failed
-    gate) fails the same way every time, so retrying it only delays the alert."""
+def is_transient(error: BaseException) -> bool:
+    """Whether a retry can succeed where the first try failed: an allow-list of one, the
+    :class:`OSError` (a dropped connection, a timeout, a file system or NFS hiccup), unless it is
+    an :class:`IsbenchError`. Everything else fails the same way every time: bad input or
+    config, a failed gate, NaN weights, the ``ValueError`` of a bug; retrying it only delays
+    the alert."""
+    return isinstance(error, OSError) and not isinstance(error, IsbenchError)
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run only when its exception
+    :func:`is_transient`."""
     try:
         state.result()
-    except IsbenchError:
-        return False
-    except Exception:
-        return True
+    except Exception as exc:  # noqa: BLE001 - the failure itself, classified here
+        return is_transient(exc)
     return False
 
 
-IO_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10],
-              "retry_condition_fn": retry_unless_input_error}
+class RetryOptions(TypedDict):
+    """The retry options of ``@task`` (a subset of :class:`prefect.tasks.TaskOptions` with its
+    field types as ``task()`` takes them: ``TaskOptions`` itself cannot be unpacked into
+    ``task()`` under a type checker, its fields are optional and it has keys ``task()`` lacks)."""
+
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: RetryConditionCallable
 
 
-def release_stage_memory(task: Any, task_run: Any, state: Any) -> None:
+class HookOptions(TypedDict):
+    """The state hooks of ``@task`` (as :class:`RetryOptions`, a typed subset of
+    ``TaskOptions``)."""
+
+    on_completion: list[StateHookCallable]
+    on_failure: list[StateHookCallable]
+
+
+IO_RETRIES: RetryOptions = {"retries": 2, "retry_delay_seconds": [2, 10],
+                            "retry_condition_fn": retry_if_transient}
+
+
+def release_stage_memory(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> None:
     """Task hook: once a stage that held frames ends, hand their memory back to the operating
     system, so that the next stage does not stack its peak on this one's leftovers
     (:func:`is_core.data.io.release_memory`)."""
     release_memory()
 
 
-FREE_MEMORY = {"on_completion": [release_stage_memory], "on_failure": [release_stage_memory]}
+FREE_MEMORY: HookOptions = {"on_completion": [release_stage_memory],
+                            "on_failure": [release_stage_memory]}
 
 
 @task(name="load", **IO_RETRIES)
@@ -75,10 +104,10 @@ def validate_inputs(config: IsbenchConfig, inputs: Inputs, staging: Path | None 
     """Validate every role (schema, GX suites, drift against the reference day); fail with every
     broken expectation. Results, suites, Data Docs and the day profile go to
     ``<staging>/validation/``; in quarantine mode the kept rows replace the inputs
-    (:func:`tasks.validation.inputs_after_quarantine`)."""
+    (:func:`tasks.gx.window.inputs_after_quarantine`)."""
     import tempfile
 
-    from tasks.validation import validate_window  # GX import is slow: only when validating
+    from tasks.gx.window import validate_window  # GX import is slow: only when validating
 
     logger = get_run_logger()
     out_dir = Path(staging) if staging is not None else Path(tempfile.mkdtemp(prefix="isbench-"))
@@ -121,7 +150,7 @@ def _validation_artifacts(config: IsbenchConfig, records: list[dict[str, Any]], 
                              "the validation table of the run report instead.")
 
 
-@task(name="fit-proposal", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY,
+@task(name="fit-proposal", retries=1, retry_condition_fn=retry_if_transient, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="proposal"), result_serializer="json")
 def fit_proposal(config: IsbenchConfig, inputs: Inputs) -> ProposalResult:
     """Fit the cross-fitted domain classifier (target vs source).
@@ -138,7 +167,7 @@ def fit_proposal(config: IsbenchConfig, inputs: Inputs) -> ProposalResult:
     return out
 
 
-@task(name="weights", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY)
+@task(name="weights", retries=1, retry_condition_fn=retry_if_transient, **FREE_MEMORY)
 def compute_weights(config: IsbenchConfig, inputs: Inputs, proposal: ProposalResult,
                     staging: Path) -> WeightsResult:
     """Clip, normalize and diagnose the importance weights; estimate the target CTR.
@@ -180,7 +209,7 @@ def _gates_artifact(gates: list[dict[str, Any]], run_date: str) -> None:
     )
 
 
-@task(name="train", retries=1, retry_condition_fn=retry_unless_input_error, **FREE_MEMORY,
+@task(name="train", retries=1, retry_condition_fn=retry_if_transient, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="train"), result_serializer="json")
 def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult
                  ) -> TrainedModels:

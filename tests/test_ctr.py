@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from is_core.ctr.metrics import row_logloss
+from is_core._validation import config_keys
+from is_core.config import EvaluationConfig
+from is_core.ctr.metrics import bootstrap_metrics, row_logloss
 from is_core.ctr.model import WeightedCTRModel, metadata_path
+from is_core.ctr.stage import EVALUATION_KEYS, TRAIN_KEYS
 from is_core.data.features import FeatureSpec
-from is_core.errors import TrainingError
+from is_core.errors import ConfigError, ParameterError, TrainingError
 from is_core.simulate.clicklog import ClickScenario
 
 SCENARIO = ClickScenario(seed=11, n_users=300, n_items=60)
@@ -119,3 +122,27 @@ class TestFeatureSpec:
         again = FeatureSpec(["x"], ["c"]).fit(X).transform(X)
         assert np.shares_memory(again["x"].to_numpy(), X["x"].to_numpy())
         pd.testing.assert_frame_equal(again, X)
+
+
+class TestStageNamesTheConfigKey:
+    """The model and the metrics name their own parameters; the train and evaluate stages map
+    them to config keys (``is_core.ctr.stage``)."""
+
+    def test_validation_fraction_is_checked_and_maps_to_its_train_key(self, frame):
+        model = WeightedCTRModel(**{**PARAMS, "validation_fraction": 1.5})
+        with pytest.raises(ParameterError, match=r"validation_fraction=1\.5 must be in \(0, 1\)"):
+            model.fit(frame, frame["clicked"])
+        with pytest.raises(ConfigError, match=r"train\.validation_fraction: "):
+            with config_keys(TRAIN_KEYS):
+                model.fit(frame, frame["clicked"])
+
+    @pytest.mark.parametrize(("argument", "key"), [
+        ({"n_boot": 1}, "evaluation.n_boot"), ({"level": 1.5}, "evaluation.ci_level"),
+        ({"n_bins": 0}, "evaluation.calibration_bins")])
+    def test_metric_arguments_map_to_their_evaluation_keys(self, argument, key):
+        y, p = np.array([0, 1, 0, 1.0]), np.full(4, 0.5)
+        with pytest.raises(ConfigError, match=rf"{key}: {next(iter(argument))}"):
+            with config_keys(EVALUATION_KEYS):
+                bootstrap_metrics(y, {"m": p}, **argument)
+        fields = {f"evaluation.{name}" for name in EvaluationConfig.model_fields}
+        assert set(EVALUATION_KEYS.values()) <= fields

@@ -16,13 +16,21 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from prefect.states import Completed, Failed
 
 import is_core.data.atomic
 import tasks.stages as task_stages
 from flows.daily_retrain import StageFailed, daily_retrain
 from is_core.ctr.model import WeightedCTRModel
-from is_core.errors import ConcurrentRunError, DataContractError
+from is_core.errors import (
+    ConcurrentRunError,
+    DataContractError,
+    InvalidWeightsError,
+    IsbenchError,
+)
 from is_core.release.registry import ModelRegistry
 from is_core.release.runs import RunDateLock, RunFolders
 from is_core.simulate.clicklog import ClickScenario, write_scenario
@@ -50,6 +58,10 @@ def earlier(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory):
                           train={"n_estimators": 20, "early_stopping_rounds": 5})
     daily_retrain(config=config, run_date=RUN_DATE)
     return config
+
+
+class _IsbenchOSError(IsbenchError, OSError):
+    """Not in the family (none of it is an OSError); here to show the rule's precedence."""
 
 
 def _fresh(config, **update):
@@ -103,6 +115,57 @@ class TestTransientErrors:
         with pytest.raises(StageFailed, match="stage 'load'"):
             daily_retrain(config=config, run_date=RUN_DATE)
         assert len(calls) == 1
+
+    def test_nan_log_weights_fail_once_and_record_the_fix(self, earlier, tmp_path, monkeypatch):
+        """Regression (issue 18): a NaN in the log weights used to be a plain ValueError, which
+        the weights task retried; it is an InvalidWeightsError now and fails at once."""
+        calls = []
+        real = task_stages._weights
+
+        def nan_from_the_proposal(weights, columns, inputs, proposal, out_dir, **kwargs):
+            calls.append(1)
+            table = pd.read_parquet(proposal["path"])
+            table.loc[3, "log_w"] = np.nan  # the proposal model broke on one row
+            broken = tmp_path / "log_ratio_nan.parquet"
+            table.to_parquet(broken)
+            return real(weights, columns, inputs, {**proposal, "path": str(broken)}, out_dir,
+                        **kwargs)
+
+        monkeypatch.setattr(task_stages, "_weights", nan_from_the_proposal)
+        config = earlier.model_copy(update={"output_root": str(tmp_path / "runs")})
+        with pytest.raises(StageFailed, match=r"stage 'weights'.*NaN or \+inf") as info:
+            daily_retrain(config=config, run_date=RUN_DATE)
+        assert len(calls) == 1  # no retry
+        assert isinstance(info.value.__cause__, InvalidWeightsError)
+        [path] = (tmp_path / "runs" / DAY / "failures").glob("*.json")
+        record = json.loads(path.read_text())
+        assert record["error"] == "InvalidWeightsError" and record["stage"] == "weights"
+        assert record["fix"] == info.value.__cause__.fix
+        assert "the proposal model is broken upstream" in record["fix"]
+        assert (record["details"]["nan"], record["details"]["posinf"]) == (1, 0)
+
+
+class TestRetryCondition:
+    """``retry_if_transient``: an allow-list, only an OSError that is not an IsbenchError."""
+
+    @pytest.mark.parametrize(("error", "retry"), [
+        (OSError(5, "Input/output error"), True),
+        (ConnectionResetError("peer reset"), True),
+        (TimeoutError("read timed out"), True),
+        (ValueError("a bug"), False),
+        (KeyError("column"), False),
+        (InvalidWeightsError("log weights contain NaN", fix="fix the proposal"), False),
+        (DataContractError("partition missing", fix="backfill"), False),
+        (_IsbenchOSError("an isbench error that is also an OSError"), False),
+    ], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v))
+    def test_only_transient_failures_are_retried(self, error, retry):
+        assert task_stages.is_transient(error) is retry
+        state = Failed(data=error)
+        assert task_stages.retry_if_transient(task_stages.load_inputs, None, state) is retry
+
+    def test_a_completed_state_is_not_retried(self):
+        assert task_stages.retry_if_transient(task_stages.load_inputs, None,
+                                              Completed(data=1)) is False
 
 
 # ---------------------------------------------------------------------------- crashes

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from is_core.config import ProposalConfig, WeightsConfig
 from is_core.data.stage import locate_inputs
-from is_core.errors import WeightDiagnosticsError
+from is_core.errors import ConfigError, ParameterError, WeightDiagnosticsError
 from is_core.simulate.clicklog import ClickScenario
-from is_core.weights.stage import compute_weights, fit_proposal
+from is_core.weights.stage import CLIP_KEYS, PROPOSAL_KEYS, compute_weights, fit_proposal
 from tests.conftest import RUN_DATE, small_config
 
 SCENARIO = ClickScenario(seed=3)  # the scenario of small_data_root
@@ -122,3 +123,34 @@ def test_logged_propensity_with_context_shift_recovers_the_exact_weights(small_d
         assert len(np.unique(err.round(9))) <= 3  # one value per fold: exact policy part
         se = np.sqrt(1.5 * (1 / err.size + 1 / int((target["user_segment"] == seg).sum())))
         assert np.abs(err).max() < 4 * se, seg
+
+
+class TestStagesNameTheConfigKey:
+    """The library names its own parameter (``max_weight``); the stage names the config key
+    (``weights.clip_max_weight``). The config model validates these keys itself, so only a
+    config built without validation (``model_copy``) reaches the library's checks."""
+
+    def test_clip_parameter_maps_to_its_weights_key(self, small_data_root, default_proposal,
+                                                     tmp_path):
+        config = small_config(small_data_root, tmp_path / "runs")
+        weights = config.weights.model_copy(update={"clip": "hard", "clip_max_weight": None})
+        inputs = locate_inputs(config.data, config.columns, RUN_DATE)
+        with pytest.raises(ConfigError, match=r"weights\.clip_max_weight: clip method 'hard' "
+                           "needs max_weight") as info:
+            compute_weights(weights, config.columns, inputs, default_proposal, tmp_path,
+                            random_state=0)
+        assert isinstance(info.value.__cause__, ParameterError)
+        assert info.value.__cause__.parameter == "max_weight"
+
+    def test_proposal_parameter_maps_to_its_proposal_key(self, small_data_root, tmp_path):
+        config = small_config(small_data_root, tmp_path / "runs")
+        proposal = config.proposal.model_copy(update={"max_fit_rows": 5})
+        inputs = locate_inputs(config.data, config.columns, RUN_DATE)
+        with pytest.raises(ConfigError, match=r"proposal\.max_fit_rows: max_fit_rows=5"):
+            fit_proposal(proposal, config.columns, inputs, tmp_path, random_state=0, n_jobs=1)
+
+    def test_every_key_names_a_config_field(self):
+        fields = {f"{section}.{name}" for section, model in
+                  (("weights", WeightsConfig), ("proposal", ProposalConfig))
+                  for name in model.model_fields}
+        assert {*CLIP_KEYS.values(), *PROPOSAL_KEYS.values()} <= fields

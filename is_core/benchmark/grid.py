@@ -18,9 +18,10 @@ Three reference models frame the numbers:
   quantile. It is reported only where the gap is significant (its t interval excludes 0).
 
 Strategies: ``none``; ``logistic`` and ``xgboost`` domain classifiers
-(:class:`is_core.weights.domain.DomainClassifierRatio`, cross-fitted); ``logged_propensity`` (click logs
-only: :math:`\pi_1 / \pi_0` from the logged propensity and the known target policy, which ignores
-the shift of the user mix, so it is *not* the exact ratio); ``true`` (the exact ratio, known here).
+(:class:`is_core.weights.domain.DomainClassifierRatio`, cross-fitted); ``logged_propensity``
+(click logs only: :math:`\pi_1 / \pi_0` from the logged propensity and the known target
+policy, which ignores the shift of the user mix, so it is *not* the exact ratio); ``true`` (the
+exact ratio, known here).
 Clip methods come from :mod:`is_core.weights.clipping`. Nothing here imports Prefect: the flow in
 ``flows/benchmark.py`` and ``benchmarks/run_benchmark.py`` call :func:`run_cell` and
 :func:`leaderboard`.
@@ -30,10 +31,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
@@ -45,20 +47,27 @@ from is_core.benchmark.scenarios import (
     STRATEGIES,
     BenchmarkScenario,
     CellData,
+    CTRLearner,
+    Strategy,
     draw_cell,
 )
 from is_core.ctr.metrics import ctr_metrics
 from is_core.ctr.model import WeightedCTRModel
+from is_core.errors import ConfigError, ParameterError
 from is_core.weights.domain import DomainClassifierRatio
 from is_core.weights.normalize import effective_sample_size, normalize_log_weights
 from is_core.weights.psis import pareto_khat
 
 REFERENCE = ("none", "oracle")
 
+#: A CTR model's click-probability predictor: a frame of features in, one probability per row out.
+Predictor = Callable[[pd.DataFrame], NDArray[np.float64]]
+
 
 # ---------------------------------------------------------------------------- learners
-def fit_ctr(learner: str, data: CellData, frame: pd.DataFrame, sample_weight: np.ndarray | None,
-            seed: int, n_jobs: int | None = None) -> Callable[[pd.DataFrame], np.ndarray]:
+def fit_ctr(learner: CTRLearner, data: CellData, frame: pd.DataFrame,
+            sample_weight: NDArray[np.float64] | None, seed: int, n_jobs: int | None = None
+            ) -> Predictor:
     """Train the scenario's CTR learner; return its predict function.
 
     ``logistic``: standardized numerics, L2 logistic regression (C = 1), the linear model a
@@ -77,7 +86,18 @@ def fit_ctr(learner: str, data: CellData, frame: pd.DataFrame, sample_weight: np
 
 
 # ---------------------------------------------------------------------------- one cell
-CLIPS = ("none", "quantile", "ionides", "psis", "auto")
+#: The clip methods the benchmark compares (:data:`is_core.weights.clipping.ClipMethod` less
+#: ``hard``).
+BenchmarkClip = Literal["none", "quantile", "ionides", "psis", "auto"]
+CLIPS: tuple[BenchmarkClip, ...] = get_args(BenchmarkClip)
+
+_Name = TypeVar("_Name", bound=str)
+
+
+def _as_choice(name: str, choices: tuple[_Name, ...]) -> _Name:
+    """``name`` as the member of ``choices`` it equals (:class:`BenchmarkConfig` has already
+    rejected unknown names, so this only gives the name its ``Literal`` type)."""
+    return choices[choices.index(name)]
 
 
 class BenchmarkConfig(BaseModel):
@@ -91,8 +111,8 @@ class BenchmarkConfig(BaseModel):
         description=f"Scenario names, from {sorted(SCENARIOS)}.")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4],
                              description="One cell per scenario × seed.")
-    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES))
-    clips: list[str] = Field(default_factory=lambda: list(CLIPS))
+    strategies: list[str] = Field(default_factory=lambda: list[str](STRATEGIES))
+    clips: list[str] = Field(default_factory=lambda: list[str](CLIPS))
     size_factor: float = Field(1.0, gt=0, le=20,
                                description="Multiplies every sample size (0.2 for a smoke run).")
     domain_folds: int = Field(5, ge=2, le=10)
@@ -106,7 +126,8 @@ class BenchmarkConfig(BaseModel):
                                    ("clip", self.clips, CLIPS)):
             unknown = sorted(set(given) - set(known))
             if unknown:
-                raise ValueError(f"unknown {kind}(s) {unknown}; choose from {sorted(known)}")
+                raise ConfigError(f"unknown {kind}(s) {unknown}",
+                                  fix=f"choose from {sorted(known)}")
 
     def scenario(self, name: str) -> BenchmarkScenario:
         s = SCENARIOS[name]
@@ -116,8 +137,9 @@ class BenchmarkConfig(BaseModel):
                                     "n_test": max(1000, int(s.n_test * f))})
 
 
-def strategy_log_weights(strategy: str, data: CellData, seed: int, folds: int = 5,
-                         n_jobs: int | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+def strategy_log_weights(strategy: Strategy, data: CellData, seed: int, folds: int = 5,
+                         n_jobs: int | None = None
+                         ) -> tuple[NDArray[np.float64] | None, dict[str, Any]]:
     """Raw log weights of the source rows under ``strategy`` (None for ``none``) and facts."""
     if strategy == "none":
         return None, {}
@@ -125,7 +147,9 @@ def strategy_log_weights(strategy: str, data: CellData, seed: int, folds: int = 
         return data.true_log_w, {}
     if strategy == "logged_propensity":
         if data.logged_log_w is None:
-            raise ValueError("logged_propensity needs a click-log scenario")
+            raise ParameterError("strategy 'logged_propensity' needs a click-log scenario",
+                                 fix="use it only with a scenario whose strategies include "
+                                 "it (kind='click_log')", parameter="strategy")
         return data.logged_log_w, {}
     model = DomainClassifierRatio(numeric=data.numeric, categorical=data.categorical,
                                   learner=strategy, n_folds=folds, n_jobs=n_jobs,
@@ -133,7 +157,7 @@ def strategy_log_weights(strategy: str, data: CellData, seed: int, folds: int = 
     return model.log_ratio_source_, {"domain_auc": model.domain_auc_}
 
 
-def _spearman(log_w: np.ndarray, true_rank: np.ndarray) -> float:
+def _spearman(log_w: NDArray[np.float64], true_rank: NDArray[np.float64]) -> float:
     """Spearman correlation with the exact weights (NaN when either is constant, e.g. no shift)."""
     rank = stats.rankdata(log_w)
     if np.ptp(rank) == 0 or np.ptp(true_rank) == 0:
@@ -153,9 +177,9 @@ def run_cell(config: BenchmarkConfig, scenario_name: str, seed: int) -> list[dic
     data = draw_cell(scenario, seed)
     y_test = data.test["clicked"].to_numpy()
     y_source = data.source["clicked"].to_numpy()
-    rows = []
+    rows: list[dict[str, Any]] = []
 
-    def score(strategy: str, clip: str, predict: Callable, seconds: float, **extra: Any
+    def score(strategy: str, clip: str, predict: Predictor, seconds: float, **extra: Any
               ) -> None:
         m = ctr_metrics(y_test, predict(data.test))
         rows.append({"scenario": scenario_name, "seed": seed, "strategy": strategy,
@@ -167,7 +191,8 @@ def run_cell(config: BenchmarkConfig, scenario_name: str, seed: int) -> list[dic
     predict = fit_ctr(scenario.ctr_learner, data, data.target_labeled, None, seed, config.n_jobs)
     score("oracle", "-", predict, time.perf_counter() - started)
     true_rank = stats.rankdata(data.true_log_w)
-    for strategy in [s for s in config.strategies if s in scenario.strategies]:
+    for strategy in [_as_choice(s, STRATEGIES) for s in config.strategies
+                     if s in scenario.strategies]:
         started = time.perf_counter()
         log_w, facts = strategy_log_weights(strategy, data, seed, config.domain_folds,
                                             config.n_jobs)
@@ -181,7 +206,7 @@ def run_cell(config: BenchmarkConfig, scenario_name: str, seed: int) -> list[dic
                  "spearman_true": _spearman(log_w, true_rank),
                  **facts}
         for clip in config.clips:
-            clipped = clip_log_weights(log_w, clip, y=y_source)
+            clipped = clip_log_weights(log_w, _as_choice(clip, CLIPS), y=y_source)
             final = normalize_log_weights(clipped.log_w)
             started = time.perf_counter()
             predict = fit_ctr(scenario.ctr_learner, data, data.source, final, seed,
@@ -258,13 +283,24 @@ def leaderboard(cells: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             .sort_values(["_o", "logloss"]).drop(columns="_o").reset_index(drop=True))
 
 
+def _board_row(rows: pd.DataFrame, key: tuple[str, str]) -> pd.Series:
+    """The leaderboard row of one strategy × clip ``key`` (``rows`` indexed by both).
+
+    ``rows.xs(key)`` is ``rows.loc[key]``; pandas-stubs read a tuple given to ``.loc`` as
+    (row, column) and type the result a scalar, whereas on this MultiIndex it selects one row.
+    """
+    row = rows.xs(key)
+    assert isinstance(row, pd.Series), f"{key} names several leaderboard rows"
+    return row
+
+
 def scenario_verdicts(board: pd.DataFrame, cells: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per scenario: the gap, the pipeline default's effect, the best estimated strategy, and a
     plain-language sentence generated from exactly those numbers."""
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for scenario, sc in board.groupby("scenario", sort=False):
         row = sc.set_index(["strategy", "clip"])
-        none, oracle = row.loc[("none", "-")], row.loc[("oracle", "-")]
+        none, oracle = _board_row(row, ("none", "-")), _board_row(row, ("oracle", "-"))
         seeds = cells[cells["scenario"] == scenario].pivot_table(
             index="seed", columns=["strategy", "clip"], values="logloss")
         gap = (seeds[("none", "-")] - seeds[("oracle", "-")]).to_numpy()
@@ -276,7 +312,7 @@ def scenario_verdicts(board: pd.DataFrame, cells: pd.DataFrame) -> dict[str, dic
         text = (f"{scenario}: unweighted target logloss {none['logloss']:.5f}, oracle "
                 f"{oracle['logloss']:.5f} (gap {g_mean:+.5f} ± {g_half:.5f}). ")
         if PIPELINE_DEFAULT in row.index:
-            default = row.loc[PIPELINE_DEFAULT]
+            default = _board_row(row, PIPELINE_DEFAULT)
             d, se = default["vs_unweighted"], default["vs_unweighted_se"]
             within = bool(d <= se) if np.isfinite(se) else None
             facts.update(default_change=d, default_change_se=se,
@@ -304,5 +340,5 @@ def scenario_verdicts(board: pd.DataFrame, cells: pd.DataFrame) -> dict[str, dic
             facts["best_estimated"] = f"{best['strategy']}+{best['clip']}"
             text += (f"Best estimated weighting: {best['strategy']}+{best['clip']} at "
                      f"{best['logloss']:.5f}.")
-        out[scenario] = {"text": text.strip(), **facts}
+        out[str(scenario)] = {"text": text.strip(), **facts}
     return out

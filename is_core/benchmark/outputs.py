@@ -114,7 +114,7 @@ def render_html(board: pd.DataFrame, verdicts: dict[str, dict[str, Any]],
                   r["calibration_ratio"], r["calibration_ratio"]) for _, r in sc.iterrows()]
         parts.append(html.section(
             f"Scenario {scenario}",
-            html.paragraph(SCENARIOS[scenario].description, "note"),
+            html.paragraph(SCENARIOS[str(scenario)].description, "note"),
             html.charts(
                 plots.interval_chart_svg(rows, title=f"{scenario}: target logloss − unweighted",
                                          x_label="difference (negative = better), 95 % CI",

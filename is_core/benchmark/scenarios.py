@@ -12,17 +12,22 @@ results is :mod:`is_core.benchmark.grid`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
+from is_core.errors import ParameterError
 from is_core.simulate.clicklog import ClickScenario
 from is_core.simulate.gaussian import GaussianShift
 
-#: Every weighting strategy of the benchmark (:func:`is_core.benchmark.grid.strategy_log_weights`);
-#: :attr:`BenchmarkScenario.strategies` says which of them a scenario supports.
-STRATEGIES = ("none", "logistic", "xgboost", "logged_propensity", "true")
+#: A weighting strategy of the benchmark (:func:`is_core.benchmark.grid.strategy_log_weights`).
+Strategy = Literal["none", "logistic", "xgboost", "logged_propensity", "true"]
+#: Every weighting strategy; :attr:`BenchmarkScenario.strategies` says which a scenario supports.
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+#: The CTR learners a scenario can train (:func:`is_core.benchmark.grid.fit_ctr`).
+CTRLearner = Literal["logistic", "xgboost"]
 
 
 # ---------------------------------------------------------------------------- scenarios
@@ -30,16 +35,16 @@ STRATEGIES = ("none", "logistic", "xgboost", "logged_propensity", "true")
 class BenchmarkScenario:
     """A scenario of the benchmark: how data are drawn and which CTR learner is trained.
 
-    ``kind="gaussian"``: :class:`is_core.simulate.gaussian.GaussianShift` covariates (exact log ratio)
-    with the click model :math:`\\operatorname{logit} P(y=1\\mid x) = a + 0.8x_0 + 0.6x_0^2
+    ``kind="gaussian"``: :class:`is_core.simulate.gaussian.GaussianShift` covariates (exact log
+    ratio) with the click model :math:`\\operatorname{logit} P(y=1\\mid x) = a + 0.8x_0 + 0.6x_0^2
     - 0.4x_1 + 0.3x_1x_2`, which a linear-logistic CTR model cannot represent (misspecified).
-    ``kind="click_log"``: :class:`is_core.simulate.clicklog.ClickScenario` users × items × positions with
-    logged propensities and exact weights.
+    ``kind="click_log"``: :class:`is_core.simulate.clicklog.ClickScenario` users × items ×
+    positions with logged propensities and exact weights.
     """
 
     name: str
     kind: Literal["gaussian", "click_log"]
-    ctr_learner: Literal["logistic", "xgboost"]
+    ctr_learner: CTRLearner
     description: str
     n_source: int = 20_000
     n_target: int = 10_000
@@ -49,14 +54,14 @@ class BenchmarkScenario:
     click: ClickScenario | None = None
 
     @property
-    def strategies(self) -> tuple[str, ...]:
+    def strategies(self) -> tuple[Strategy, ...]:
         if self.kind == "click_log":
             return STRATEGIES
         return tuple(s for s in STRATEGIES if s != "logged_propensity")
 
 
-def _gaussian(name: str, mean: tuple[float, ...], description: str, learner: str = "logistic"
-              ) -> BenchmarkScenario:
+def _gaussian(name: str, mean: tuple[float, ...], description: str,
+              learner: CTRLearner = "logistic") -> BenchmarkScenario:
     return BenchmarkScenario(name, "gaussian", learner, description,
                              shift=GaussianShift(name, mean, (1.0,) * len(mean)))
 
@@ -89,11 +94,11 @@ class CellData:
     test: pd.DataFrame
     numeric: list[str]
     categorical: list[str]
-    true_log_w: np.ndarray
-    logged_log_w: np.ndarray | None
+    true_log_w: NDArray[np.float64]
+    logged_log_w: NDArray[np.float64] | None
 
 
-def _click_logit(x: np.ndarray, intercept: float) -> np.ndarray:
+def _click_logit(x: NDArray[np.float64], intercept: float) -> NDArray[np.float64]:
     return (intercept + 0.8 * x[:, 0] + 0.6 * x[:, 0] ** 2 - 0.4 * x[:, 1]
             + 0.3 * x[:, 1] * x[:, 2])
 
@@ -104,6 +109,9 @@ def draw_cell(scenario: BenchmarkScenario, seed: int) -> CellData:
     sizes = (scenario.n_source, scenario.n_target, scenario.n_source, scenario.n_test)
     if scenario.kind == "gaussian":
         shift = scenario.shift
+        if shift is None:
+            raise ParameterError(f"scenario {scenario.name!r} is gaussian but has no shift",
+                                 fix="give it shift=GaussianShift(...)", parameter="shift")
         mu = np.asarray(shift.mean)
         frames = []
         for j, (n, role) in enumerate(zip(sizes, ("source", "target", "target", "target"),
@@ -113,15 +121,21 @@ def draw_cell(scenario: BenchmarkScenario, seed: int) -> CellData:
             p = 1.0 / (1.0 + np.exp(-_click_logit(x, scenario.intercept)))
             frame["clicked"] = (rng[j].random(n) < p).astype("int8")
             frames.append(frame)
-        true_log_w = shift.log_ratio(frames[0][shift.features].to_numpy())
-        return CellData(*frames, numeric=shift.features, categorical=[],
-                        true_log_w=true_log_w, logged_log_w=None)
+        source, target, target_labeled, test = frames
+        true_log_w = shift.log_ratio(source[shift.features].to_numpy())
+        return CellData(source, target, target_labeled, test, numeric=shift.features,
+                        categorical=[], true_log_w=true_log_w, logged_log_w=None)
+    if scenario.click is None:
+        raise ParameterError(f"scenario {scenario.name!r} is a click log but has no click "
+                             "scenario", fix="give it click=ClickScenario(...)",
+                             parameter="click")
     world = ClickScenario(**{**scenario.click.__dict__, "seed": seed}).build()
     roles = ("source", "target", "holdout", "holdout")
-    frames = [world.sample(n, role, r) for n, role, r in zip(sizes, roles, rng, strict=True)]
+    source, target, target_labeled, test = (
+        world.sample(n, role, r) for n, role, r in zip(sizes, roles, rng, strict=True))
     s = world.scenario
     target_propensity = 1.0 / (s.n_items * s.n_positions)  # uniform target policy
-    logged = np.log(target_propensity) - np.log(frames[0]["logging_propensity"].to_numpy())
-    return CellData(*frames, numeric=s.numeric_features, categorical=s.categorical_features,
-                    true_log_w=np.log(frames[0]["true_weight"].to_numpy()),
-                    logged_log_w=logged)
+    logged = np.log(target_propensity) - np.log(source["logging_propensity"].to_numpy())
+    return CellData(source, target, target_labeled, test, numeric=s.numeric_features,
+                    categorical=s.categorical_features,
+                    true_log_w=np.log(source["true_weight"].to_numpy()), logged_log_w=logged)

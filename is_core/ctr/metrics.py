@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from is_core._validation import check_sample_weight
+from is_core.errors import ParameterError
 from is_core.weights.estimators import Estimate, snis_estimate
 
 PROB_EPS = 1e-7
@@ -64,8 +66,12 @@ def calibration_bins(p: np.ndarray, sample_weight: np.ndarray | None = None, n_b
 
     Tied predictions always share a bin, so fewer than ``n_bins`` bins may be used.
     """
+    if n_bins < 1:
+        raise ParameterError(f"n_bins must be at least 1, got {n_bins}",
+                             fix="pass the number of prediction bins, e.g. 10",
+                             parameter="n_bins")
     p = np.asarray(p, dtype=float)
-    w = _weights(sample_weight, p.size)
+    w = check_sample_weight(sample_weight, p.size)
     order = np.argsort(p, kind="stable")
     cum = np.cumsum(w[order])
     cut_weights = cum[-1] * np.arange(1, n_bins) / n_bins
@@ -78,7 +84,7 @@ def ctr_metrics(
 ) -> dict[str, Any]:
     """AUC, logloss, NE, ECE, calibration ratio, mean prediction and observed CTR of ``p``."""
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-    w = _weights(sample_weight, y.size)
+    w = check_sample_weight(sample_weight, y.size)
     values = _MetricKernel(y, p, calibration_bins(p, w, n_bins)).evaluate(w[None, :])
     return {
         "n": int(y.size),
@@ -95,10 +101,11 @@ def reliability_curve(
     """Reliability-diagram data: per prediction bin the mean prediction and the observed CTR.
 
     Each bin's observed CTR carries the self-normalized (delta-method) interval of
-    :func:`is_core.weights.estimators.snis_estimate`, so weighted and unweighted curves are comparable.
+    :func:`is_core.weights.estimators.snis_estimate`, so weighted and unweighted curves are
+    comparable.
     """
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-    w = _weights(sample_weight, y.size)
+    w = check_sample_weight(sample_weight, y.size)
     bins = calibration_bins(p, w, n_bins)
     total = w.sum()
     out = []
@@ -130,13 +137,19 @@ def bootstrap_metrics(
     "n_boot": n_boot, "level": level}``.
     """
     y = np.asarray(y, dtype=float)
-    w = _weights(sample_weight, y.size)
+    w = check_sample_weight(sample_weight, y.size)
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+        raise ParameterError(f"level must be in (0, 1), got {level}",
+                             fix="pass the intervals' confidence level, e.g. 0.95",
+                             parameter="level")
     if n_boot < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+        raise ParameterError(f"n_boot must be at least 2, got {n_boot}",
+                             fix="pass the number of bootstrap replicates, e.g. 200",
+                             parameter="n_boot")
     if baseline is not None and baseline not in predictions:
-        raise ValueError(f"baseline {baseline!r} is not one of {sorted(predictions)}")
+        raise ParameterError(f"baseline {baseline!r} is not one of {sorted(predictions)}",
+                             fix="name one of the models in predictions, or pass None",
+                             parameter="baseline")
     kernels = {name: _MetricKernel(y, np.asarray(p, dtype=float),
                                    calibration_bins(p, w, n_bins))
                for name, p in predictions.items()}
@@ -182,23 +195,12 @@ def paired_logloss_difference(
     ``p_a`` is better.
     """
     d = row_logloss(y, p_a) - row_logloss(y, p_b)
-    w = _weights(sample_weight, d.size)
+    w = check_sample_weight(sample_weight, d.size)
     est = snis_estimate(d, w, level=level)
     return Estimate("logloss_difference", est.value, est.std_error, est.ci_low, est.ci_high, level)
 
 
 # ---------------------------------------------------------------------------- internals
-def _weights(sample_weight: np.ndarray | None, n: int) -> np.ndarray:
-    if sample_weight is None:
-        return np.ones(n)
-    w = np.asarray(sample_weight, dtype=float)
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight has shape {w.shape}, expected ({n},)")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample_weight must be finite and non-negative")
-    return w
-
-
 def _percentile_estimate(name: str, value: float, draws: np.ndarray, level: float
                          ) -> dict[str, Any]:
     finite = draws[np.isfinite(draws)]

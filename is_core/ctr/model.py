@@ -20,9 +20,10 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 
+from is_core._validation import check_length, check_sample_weight
 from is_core.data.atomic import write_bytes_atomic, write_json_atomic
 from is_core.data.features import FeatureSpec
-from is_core.errors import TrainingError
+from is_core.errors import ParameterError, TrainingError
 
 
 class WeightedCTRModel(BaseEstimator):
@@ -77,6 +78,11 @@ class WeightedCTRModel(BaseEstimator):
     def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None
             ) -> Self:
         """Fit on ``frame`` (feature columns), labels ``y`` and optional ``sample_weight``."""
+        if not 0 < self.validation_fraction < 1:
+            raise ParameterError(
+                f"validation_fraction={self.validation_fraction!r} must be in (0, 1)",
+                fix="pass the share of rows held out for early stopping, e.g. 0.1",
+                parameter="validation_fraction")
         y, w = _check_training_data(frame, y, sample_weight)
         spec = FeatureSpec(list(self.numeric or []), list(self.categorical or [])).fit(frame)
         X = spec.transform(frame)
@@ -159,9 +165,13 @@ def _check_training_data(frame: pd.DataFrame, y: np.ndarray, sample_weight: np.n
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Labels as int8 and weights as float, or a :class:`TrainingError` saying what is wrong."""
     y = np.asarray(y)
-    if y.shape != (len(frame),):
-        raise TrainingError(f"{y.size} labels for {len(frame)} feature rows",
-                            fix="pass one click label per row of the feature frame")
+    try:
+        check_length(y, len(frame), parameter="y", noun="labels", per="feature rows")
+        w = check_sample_weight(sample_weight, len(y))
+    except ParameterError as exc:
+        raise TrainingError(exc.what, fix="train on one click label and one final weight "
+                            "(clipped, normalized: finite and non-negative) per feature row",
+                            details=exc.details) from exc
     if not np.isin(y, (0, 1)).all():
         raise TrainingError("click labels must be 0 or 1",
                             fix="map the label column to 0/1 before training")
@@ -169,16 +179,7 @@ def _check_training_data(frame: pd.DataFrame, y: np.ndarray, sample_weight: np.n
         raise TrainingError(f"every training label is {int(y[0])}",
                             fix="a CTR model needs clicks and non-clicks in its training rows")
     if sample_weight is None:
-        return y.astype("int8"), np.ones(len(y))
-    w = np.asarray(sample_weight, dtype=float)
-    if w.shape != y.shape:
-        raise TrainingError(f"{w.size} sample weights for {y.size} rows",
-                            fix="pass one final weight per training row")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise TrainingError(
-            f"{int((~np.isfinite(w) | (w < 0)).sum())} sample weight(s) are negative, NaN or "
-            "infinite", fix="train on the final (clipped, normalized) weights, which are finite "
-            "and non-negative")
+        return y.astype("int8"), w
     if not (w[y == 1].sum() > 0 and w[y == 0].sum() > 0):
         raise TrainingError("the sample weights put zero mass on clicks or on non-clicks",
                             fix="check the weights: clipping or a degenerate proposal model "

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 import pandas as pd
 
+from is_core._validation import config_keys
 from is_core.config import ColumnsConfig, EvaluationConfig, TrainConfig
 from is_core.ctr.metrics import (
     bootstrap_metrics,
@@ -41,6 +42,12 @@ PREDICTIONS_FILE = "evaluation_predictions.parquet"  # scratch: the promotion ga
 ModelName = Literal["weighted", "unweighted"]
 MODEL_NAMES: tuple[ModelName, ...] = ("weighted", "unweighted")
 EvaluatedOn = Literal["target_holdout", "source_split_importance_weighted"]
+
+#: The config key behind each checked argument of the CTR model and of the metrics (a
+#: ParameterError names the argument; the stage re-raises it as a ConfigError naming the key).
+TRAIN_KEYS = {"validation_fraction": "train.validation_fraction"}
+EVALUATION_KEYS = {"level": "evaluation.ci_level", "n_boot": "evaluation.n_boot",
+                   "n_bins": "evaluation.calibration_bins"}
 
 
 class TrainedModel(TypedDict):
@@ -115,7 +122,8 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
                           ("unweighted", BASELINE_FILE, None)):
         started = time.perf_counter()
-        model = _ctr_model(train, columns, random_state).fit(X, y, sample_weight=w)
+        with config_keys(TRAIN_KEYS):
+            model = _ctr_model(train, columns, random_state).fit(X, y, sample_weight=w)
         seconds = time.perf_counter() - started
         path = model.save(out_dir / file, metadata={
             "weighting": "importance" if w is not None else "none", **metadata,
@@ -187,6 +195,7 @@ EVALUATION_NOTES: dict[EvaluatedOn, str] = {
 }
 
 
+@config_keys(EVALUATION_KEYS)
 def evaluate_models(evaluation: EvaluationConfig, columns: ColumnsConfig, inputs: Inputs,
                     models: TrainedModels, weights: WeightsResult, out_dir: Path, *,
                     random_state: int) -> Evaluation:
@@ -197,7 +206,8 @@ def evaluate_models(evaluation: EvaluationConfig, columns: ColumnsConfig, inputs
                          "AUC needs clicks and non-clicks in the holdout: enlarge "
                          "data.window_days or check the holdout export")
     bins, level = evaluation.calibration_bins, evaluation.ci_level
-    predictions, scored = {}, {}
+    predictions: dict[str, np.ndarray] = {}
+    scored: dict[str, dict[str, Any]] = {}
     for name in MODEL_NAMES:
         model = WeightedCTRModel.load(models[name]["path"])
         predictions[name] = model.predict_proba(frame)

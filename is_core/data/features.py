@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 
 @dataclass
@@ -41,14 +42,14 @@ class FeatureSpec:
         """
         if self._encoded(frame):
             return frame[self.columns]
-        out = {}
+        out: dict[str, pd.Series | pd.Categorical[str]] = {}
         for col in self.numeric:
             out[col] = pd.to_numeric(frame[col], errors="raise").astype("float32")
         for col in self.categorical:
             # Unseen categories become missing (code -1); XGBoost sends missing values down
             # each split's default branch.
             out[col] = pd.Categorical.from_codes(category_codes(frame[col], self.categories[col]),
-                                                 categories=self.categories[col])
+                                                 categories=pd.Index(self.categories[col]))
         return pd.DataFrame(out, index=frame.index)
 
     def _encoded(self, frame: pd.DataFrame) -> bool:
@@ -75,7 +76,8 @@ class FeatureSpec:
         return cls(list(raw["numeric"]), list(raw["categorical"]), dict(raw["categories"]))
 
 
-def category_codes(column: pd.Series, categories: list[str], missing: int = -1) -> np.ndarray:
+def category_codes(column: pd.Series, categories: list[str], missing: int = -1
+                   ) -> NDArray[np.int32]:
     """Position of each value of ``column`` (as text) in ``categories``: -1 when it is not one
     of them, ``missing`` when it is missing. Each distinct value is looked up once (factorize
     first, 8x faster than looking up every row's text)."""

@@ -162,7 +162,8 @@ def read_input_files(
             require_columns(file, columns, role)
         try:
             if file.path.suffix == ".parquet":
-                frame = pd.read_parquet(file.path, columns=list(columns) if columns else None,
+                frame = pd.read_parquet(file.path, engine="pyarrow",
+                                        columns=list(columns) if columns else None,
                                         to_pandas_kwargs=ZERO_COPY)
             else:
                 frame = pd.read_csv(file.path, usecols=list(columns) if columns else None)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import TypedDict, get_args
 
 import pandas as pd
 
+from is_core._validation import Role
 from is_core.config import ColumnsConfig, DataConfig
 from is_core.data.io import (
     InputFile,
@@ -23,8 +24,7 @@ from is_core.data.io import (
     resolve_input_files,
 )
 
-Role = Literal["source", "target", "holdout"]
-ROLES: tuple[Role, ...] = ("source", "target", "holdout")
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class RoleInputs(TypedDict):

@@ -1,8 +1,8 @@
 """Run folders: staging, atomic publication, failure records.
 
 A run writes everything into ``<output_root>/.staging/<run_date>-<id>/`` and only a complete run
-is moved to ``<output_root>/<run_date>/`` (:func:`is_core.data.atomic.publish_directory`). A failed run
-leaves the earlier output of that date untouched and adds one failure record under
+is moved to ``<output_root>/<run_date>/`` (:func:`is_core.data.atomic.publish_directory`). A
+failed run leaves the earlier output of that date untouched and adds one failure record under
 ``<output_root>/<run_date>/failures/``.
 
 Only one run of a date may work at a time: :class:`RunDateLock` holds an exclusive ``flock`` on

@@ -25,7 +25,7 @@ from is_core.weights.stage import WeightsResult
 
 def registry_for(promotion: PromotionConfig, output_root: str | Path) -> ModelRegistry:
     """The model registry the promotion config writes to (under ``output_root`` by default)."""
-    return ModelRegistry(promotion.registry_root(output_root))
+    return ModelRegistry(promotion.registry_root(str(output_root)))
 
 
 def _version_summary(version: ModelVersion, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -72,8 +72,8 @@ def build_report(
 
 
 #: How the verdict names the evaluation rows, by ``metrics["evaluated_on"]`` (the names of
-#: :func:`is_core.ctr.stage.evaluation_rows`): a labeled target holdout scored unweighted, or, without
-#: one, source rows kept out of training and scored with the final importance weights.
+#: :func:`is_core.ctr.stage.evaluation_rows`): a labeled target holdout scored unweighted, or,
+#: without one, source rows kept out of training and scored with the final importance weights.
 EVALUATED_ON = {
     "target_holdout": "target holdout logloss",
     "source_split_importance_weighted": "logloss on an importance-weighted source split "

@@ -1,9 +1,9 @@
 """The run report for people: ``report.md`` and ``report.html``, rendered from ``report.json``.
 
-Both renderings take the report dict of :func:`is_core.report.content.build_report` and nothing else, so
-``report.html`` is exactly the rendering of ``report.json``. ``report.html`` is one
-self-contained file (inline CSS and SVG, see :mod:`is_core.report._html` and :mod:`is_core.report.plots`) that
-opens offline.
+Both renderings take the report dict of :func:`is_core.report.content.build_report` and nothing
+else, so ``report.html`` is exactly the rendering of ``report.json``. ``report.html`` is one
+self-contained file (inline CSS and SVG, see :mod:`is_core.report._html` and
+:mod:`is_core.report.plots`) that opens offline.
 """
 
 from __future__ import annotations
@@ -110,35 +110,67 @@ def _role_order(item: tuple[str, Any]) -> tuple[int, str]:
 
 def render_html(report: dict[str, Any]) -> str:
     """The self-contained HTML report of one run: verdict, metric tables, plots."""
-    m, w = report["metrics"], report["weights"]
+    parts = [*_verdict_html(report), _metrics_html(report["metrics"])]
+    parts += _calibration_html(report["metrics"])
+    parts.append(_weights_html(report))
+    parts.append(html.section("Target CTR estimates", html.table(
+        [{"estimator": k, "value": v["value"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
+         for k, v in sorted(report["target_ctr"].items())]), anchor="target-ctr"))
+    parts += _promotion_html(report.get("promotion"))
+    parts.append(html.section("Inputs", html.table(
+        [{"role": r, "rows": v["rows"], "expectations": v["evaluated"], "failed": v["failed"],
+          "fingerprint": report["inputs"]["roles"][r]["fingerprint"][:16]}
+         for r, v in sorted(report["validation"].items(), key=_role_order)]), anchor="inputs"))
+    parts.append(validation_html(report["validation"]))
+    return html.page(f"isbench run {report['run_date']}", *parts,
+                     subtitle=f"isbench {report['isbench_version']} · report schema "
+                     f"{report['schema_version']}")
+
+
+def _verdict_html(report: dict[str, Any]) -> list[str]:
+    """The verdict box and the note on which rows the metrics come from."""
+    m = report["metrics"]
     good = report["verdict"]["logloss"] == "improved"
     bad = report["verdict"]["logloss"] == "worsened"
-    parts = [
+    return [
         f'<div class="verdict {"good" if good else "bad" if bad else ""}" id="verdict">'
         f'<strong>Verdict.</strong> {escape(report["verdict"]["text"])}</div>',
         html.paragraph(f"Evaluated on {m['evaluated_on']} ({m['n']} rows): "
                        f"{m.get('evaluation_note', '')}.", "note"),
     ]
+
+
+def _metrics_html(m: dict[str, Any]) -> str:
+    """Both models' metrics with their bootstrap intervals, and how to read them."""
     level = m.get("bootstrap", {}).get("level", 0.95)
-    parts.append(html.section(
+    return html.section(
         "Model metrics", html.table(_metric_rows(m), headers={
             "ci_low": f"{level:.0%} CI low", "ci_high": f"{level:.0%} CI high"}),
         html.paragraph("AUC higher is better; logloss, NE (logloss / entropy of the observed "
                        "CTR) and ECE lower are better; calibration ratio = mean prediction / "
                        f"observed CTR, 1 is calibrated. Intervals: paired bootstrap, "
                        f"{m.get('bootstrap', {}).get('n_boot', '?')} replicates.", "note"),
-        anchor="metrics"))
+        anchor="metrics")
+
+
+def _calibration_html(m: dict[str, Any]) -> list[str]:
+    """The reliability chart (none when the report has no reliability curves)."""
     curves = m.get("reliability", {})
-    if curves:
-        series = [plots.Series(name, [b["mean_prediction"] for b in c],
-                               [b["observed_ctr"] for b in c], [b["ci_low"] for b in c],
-                               [b["ci_high"] for b in c])
-                  for name, c in sorted(curves.items(), key=lambda kv: kv[0] != "weighted")]
-        parts.append(html.section("Calibration", html.charts(plots.line_chart_svg(
-            series, title="Reliability: observed CTR against mean prediction",
-            x_label="mean prediction in bin", y_label="observed CTR", diagonal=True)),
-            anchor="calibration"))
-    profile = report.get("weight_profile")
+    if not curves:
+        return []
+    series = [plots.Series(name, [b["mean_prediction"] for b in c],
+                           [b["observed_ctr"] for b in c], [b["ci_low"] for b in c],
+                           [b["ci_high"] for b in c])
+              for name, c in sorted(curves.items(), key=lambda kv: kv[0] != "weighted")]
+    return [html.section("Calibration", html.charts(plots.line_chart_svg(
+        series, title="Reliability: observed CTR against mean prediction",
+        x_label="mean prediction in bin", y_label="observed CTR", diagonal=True)),
+        anchor="calibration")]
+
+
+def _weights_html(report: dict[str, Any]) -> str:
+    """The weight diagnostics table, and the histogram and clip-sweep charts."""
+    w, profile = report["weights"], report.get("weight_profile")
     weight_parts = [html.table([
         {"diagnostic": "Kish ESS", "value": w["ess"]},
         {"diagnostic": "ESS / n", "value": w["ess_fraction"]},
@@ -149,45 +181,42 @@ def render_html(report: dict[str, Any]) -> str:
         {"diagnostic": "domain AUC", "value": report["proposal"].get("domain_auc")},
     ])]
     if profile:
-        h = profile["histogram"]
-        sweep = profile["clip_sweep"]
-        x = [100 * s["quantile"] for s in sweep]
-        weight_parts.append(html.charts(
-            plots.histogram_svg(h["log10_edges"], {"raw": h["raw"], "final": h["final"]},
-                                title="Importance weights (log scale)", x_label="weight",
-                                log10_x=True),
-            plots.line_chart_svg([plots.Series("ESS / n", x, [s["ess_fraction"] for s in sweep])],
-                                 title="ESS/n against the clip level",
-                                 x_label="cap at this percentile of the raw weights (100 = none)",
-                                 y_label="Kish ESS / n"),
-            plots.line_chart_svg([plots.Series("k̂", x, [s["khat"] for s in sweep])],
-                                 title="Pareto k̂ against the clip level",
-                                 x_label="cap at this percentile of the raw weights (100 = none)",
-                                 y_label="k̂ of the capped weights", reference_y=0.7)))
-        weight_parts.append(html.paragraph(
+        weight_parts += _weight_charts(profile)
+    return html.section("Importance weights", *weight_parts, anchor="weights")
+
+
+def _weight_charts(profile: dict[str, Any]) -> list[str]:
+    h, sweep = profile["histogram"], profile["clip_sweep"]
+    x = [100 * s["quantile"] for s in sweep]
+    return [html.charts(
+        plots.histogram_svg(h["log10_edges"], {"raw": h["raw"], "final": h["final"]},
+                            title="Importance weights (log scale)", x_label="weight",
+                            log10_x=True),
+        plots.line_chart_svg([plots.Series("ESS / n", x, [s["ess_fraction"] for s in sweep])],
+                             title="ESS/n against the clip level",
+                             x_label="cap at this percentile of the raw weights (100 = none)",
+                             y_label="Kish ESS / n"),
+        plots.line_chart_svg([plots.Series("k̂", x, [s["khat"] for s in sweep])],
+                             title="Pareto k̂ against the clip level",
+                             x_label="cap at this percentile of the raw weights (100 = none)",
+                             y_label="k̂ of the capped weights", reference_y=0.7)),
+        html.paragraph(
             "k̂ above 0.7 (dashed line) means the weights' tail is too heavy for a reliable "
             "importance-sampling estimate (Vehtari et al., Pareto smoothed importance sampling); "
             "a cap that leaves a bounded tail has k̂ = -∞, not drawn.",
-            "note"))
-    parts.append(html.section("Importance weights", *weight_parts, anchor="weights"))
-    parts.append(html.section("Target CTR estimates", html.table(
-        [{"estimator": k, "value": v["value"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
-         for k, v in sorted(report["target_ctr"].items())]), anchor="target-ctr"))
-    if report.get("promotion"):
-        p = report["promotion"]
-        checks = [c for c in p.get("checks", []) if isinstance(c, dict)]
-        parts.append(html.section("Promotion", html.paragraph(
-            f"Promote: {'yes' if p.get('promote') else 'no'}. {p.get('reason', '')}"),
-            html.table(checks, columns=sorted(checks[0]) if checks else None),
-            anchor="promotion"))
-    parts.append(html.section("Inputs", html.table(
-        [{"role": r, "rows": v["rows"], "expectations": v["evaluated"], "failed": v["failed"],
-          "fingerprint": report["inputs"]["roles"][r]["fingerprint"][:16]}
-         for r, v in sorted(report["validation"].items(), key=_role_order)]), anchor="inputs"))
-    parts.append(validation_html(report["validation"]))
-    return html.page(f"isbench run {report['run_date']}", *parts,
-                     subtitle=f"isbench {report['isbench_version']} · report schema "
-                     f"{report['schema_version']}")
+            "note")]
+
+
+def _promotion_html(promotion: dict[str, Any] | None) -> list[str]:
+    """The promotion decision and its checks (none when promotion is disabled)."""
+    if not promotion:
+        return []
+    checks = [c for c in promotion.get("checks", []) if isinstance(c, dict)]
+    return [html.section("Promotion", html.paragraph(
+        f"Promote: {'yes' if promotion.get('promote') else 'no'}. "
+        f"{promotion.get('reason', '')}"),
+        html.table(checks, columns=sorted(checks[0]) if checks else None),
+        anchor="promotion")]
 
 
 # ---------------------------------------------------------------------------- validation

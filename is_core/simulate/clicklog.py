@@ -33,17 +33,23 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from is_core._validation import FileFormat, Role, check_choice
 from is_core.data.atomic import write_json_atomic, write_parquet_atomic
+
+if TYPE_CHECKING:
+    from is_core.simulate.bandit import SimulatedScenario
 
 ROLE_CODES = {"source": 1, "target": 2, "holdout": 3}
 
 NUMERIC_FEATURES_TEMPLATE = ["position", "item_price", "item_popularity"]
 CATEGORICAL_FEATURES = ["user_segment", "device", "item_id", "item_category"]
+#: The target distribution of a click-log world (see the module docstring).
+TargetPolicy = Literal["uniform", "new_policy"]
 
 
 def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -76,7 +82,7 @@ class ClickScenario:
     logging_exploration: float = 0.1
     position_concentration: float = 0.3
     traffic_shift: float = 0.5
-    target: Literal["uniform", "new_policy"] = "uniform"
+    target: TargetPolicy = "uniform"
     new_policy_strength: float = 0.5
     seed: int = 0
 
@@ -132,13 +138,12 @@ class ClickWorld:
         self.pi0_pos = self._position_policy(score0)
 
         # target: uniform exploration or a new ranker
+        check_choice(s.target, TargetPolicy, parameter="target")
         if s.target == "uniform":
             self.pi1_item = np.full((U, I), 1.0 / I)
-        elif s.target == "new_policy":
+        else:
             score1 = s.new_policy_strength * affinity + new_policy_noise
             self.pi1_item = 0.8 * _softmax(score1) + 0.2 / I
-        else:
-            raise ValueError(f"target must be 'uniform' or 'new_policy', got {s.target!r}")
         self.pi1_pos = np.full((U, I, K), 1.0 / K)
 
     def _position_policy(self, score: np.ndarray) -> np.ndarray:
@@ -161,11 +166,10 @@ class ClickWorld:
         return num / den
 
     def _tables(self, role: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        check_choice(role, Role, parameter="role")
         if role == "source":
             return self.q_user, self.pi0_item, self.pi0_pos
-        if role in ("target", "holdout"):
-            return self.p_user, self.pi1_item, self.pi1_pos
-        raise ValueError(f"role must be source, target or holdout, got {role!r}")
+        return self.p_user, self.pi1_item, self.pi1_pos  # target and holdout
 
     # ------------------------------------------------------------------ sampling
     def sample(
@@ -236,11 +240,11 @@ class ScenarioFiles:
 
 def write_scenario(
     root: str | Path,
-    scenario: ClickScenario,
+    scenario: SimulatedScenario,
     end_date: dt.date,
     n_days: int = 7,
     rows_per_day: dict[str, int] | None = None,
-    file_format: Literal["parquet", "csv"] = "parquet",
+    file_format: FileFormat = "parquet",
 ) -> ScenarioFiles:
     """Write the input contract for ``n_days`` days ending at ``end_date`` under ``root``.
 

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from is_core.errors import ParameterError
+
 _PHI = NormalDist()
 DEFAULT_BETA = (0.6, 0.4, -0.2, 0.3)
 
@@ -124,7 +126,8 @@ def gaussian_scenarios(d: int = 10) -> dict[str, GaussianShift]:
     * ``disjoint``: :math:`\\mu_0 = 8` (domain AUC ≈ 1; the source barely covers the target).
     """
     if d < 4:
-        raise ValueError(f"d must be at least 4, got {d}")
+        raise ParameterError(f"d must be at least 4, got {d}",
+                             fix="pass d=4 or more", parameter="d")
     zeros, ones = (0.0,) * d, (1.0,) * d
     return {
         "mean_shift": GaussianShift("mean_shift", (0.25,) * d, ones),

@@ -8,11 +8,13 @@ classifier cross-fits these maps (:class:`is_core.weights.domain.DomainClassifie
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-Calibrator = LogisticRegression | IsotonicRegression
+Calibrator: TypeAlias = LogisticRegression | IsotonicRegression
 
 
 def fit_calibrator(method: str, score: np.ndarray, y: np.ndarray) -> Calibrator:

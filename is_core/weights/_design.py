@@ -30,7 +30,7 @@ there are categoricals, a dense float64 array otherwise.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -38,10 +38,11 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import SplineTransformer
 
+from is_core._validation import Basis, check_choice
 from is_core.data.features import category_codes
+from is_core.errors import ParameterError
 
 MISSING_CATEGORY = "__missing__"
-BASES = ("linear", "quadratic", "spline")
 
 
 def category_text(column: pd.Series) -> pd.Series:
@@ -52,8 +53,8 @@ def category_text(column: pd.Series) -> pd.Series:
 def level_codes(column: pd.Series, levels: list[str]) -> np.ndarray:
     """Position of each value of ``column`` (as :func:`category_text`) in ``levels``; -1 when
     it is not one of them."""
-    return category_codes(column, levels, missing=pd.Index(levels).get_indexer(
-        [MISSING_CATEGORY])[0])
+    return category_codes(column, levels, missing=int(pd.Index(levels).get_indexer(
+        pd.Index([MISSING_CATEGORY]))[0]))
 
 
 def _standardize(values: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -95,7 +96,7 @@ class DomainDesign(BaseEstimator):
     """
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None,
-                 basis: Literal["linear", "quadratic", "spline"] = "linear", n_knots: int = 5,
+                 basis: Basis = "linear", n_knots: int = 5,
                  max_categories: int = 200) -> None:
         self.numeric = numeric
         self.categorical = categorical
@@ -105,10 +106,11 @@ class DomainDesign(BaseEstimator):
 
     def fit(self, frame: pd.DataFrame) -> Self:
         """Learn the scalings and the kept levels from ``frame`` (rows of both domains)."""
-        if self.basis not in BASES:
-            raise ValueError(f"basis={self.basis!r} is not one of {list(BASES)}")
+        check_choice(self.basis, Basis, parameter="basis")
         if self.max_categories < 2:
-            raise ValueError(f"max_categories={self.max_categories!r} must be at least 2")
+            raise ParameterError(f"max_categories={self.max_categories!r} must be at least 2",
+                                 fix="keep at least 2 one-hot levels per categorical column",
+                                 parameter="max_categories")
         numeric = list(self.numeric or [])
         if numeric:
             z = frame[numeric].to_numpy(dtype="float64", copy=True)
@@ -134,7 +136,7 @@ class DomainDesign(BaseEstimator):
         return self
 
     def _numeric_block(self, frame: pd.DataFrame) -> np.ndarray:
-        z = _standardize(frame[list(self.numeric)].to_numpy(dtype="float64", copy=True),
+        z = _standardize(frame[list(self.numeric or [])].to_numpy(dtype="float64", copy=True),
                          self.mean_, self.scale_)
         if self.basis == "quadratic":
             return _standardize(np.hstack([z, z * z]), self.square_mean_, self.square_scale_)

@@ -17,15 +17,23 @@ weight that would overflow ``exp`` is still handled.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
 
+from is_core._validation import (
+    CLIP_METHODS,
+    ClipMethod,
+    check_choice,
+    check_length,
+    check_log_weights,
+)
+from is_core.errors import ParameterError
 from is_core.weights.psis import psis_log_weights
 
-ClipMethod = Literal["none", "hard", "quantile", "ionides", "psis", "auto"]
-CLIP_METHODS: tuple[str, ...] = ("none", "hard", "quantile", "ionides", "psis", "auto")
+__all__ = ["CLIP_METHODS", "ClipMethod", "ClipResult", "auto_clip", "clip_hard", "clip_ionides",
+           "clip_log_weights", "clip_none", "clip_psis", "clip_quantile"]
 
 
 @dataclass(frozen=True)
@@ -50,41 +58,35 @@ def _capped(log_w: np.ndarray, log_cap: float, method: str, **details: Any) -> C
     return ClipResult(clipped, method, float(log_cap), float(np.mean(log_w > log_cap)), details)
 
 
-def _as_log_weights(log_w: np.ndarray) -> np.ndarray:
-    log_w = np.asarray(log_w, dtype=float)
-    if log_w.ndim != 1 or log_w.size == 0:
-        raise ValueError(f"log weights must be a non-empty 1-d array, got shape {log_w.shape}")
-    if np.isnan(log_w).any() or np.isposinf(log_w).any():
-        raise ValueError("log weights contain NaN or +inf: the proposal model is broken "
-                         "upstream (check the domain classifier's inputs)")
-    return log_w
-
-
 def clip_none(log_w: np.ndarray) -> ClipResult:
     """No clipping (the raw weights)."""
-    log_w = _as_log_weights(log_w)
+    log_w = check_log_weights(log_w)
     return ClipResult(log_w.copy(), "none", float("inf"), 0.0)
 
 
 def clip_hard(log_w: np.ndarray, max_weight: float) -> ClipResult:
     """Cap every weight at ``max_weight`` (on the raw weight scale)."""
     if not max_weight > 0:
-        raise ValueError(f"max_weight must be positive, got {max_weight}")
-    return _capped(_as_log_weights(log_w), float(np.log(max_weight)), "hard")
+        raise ParameterError(f"max_weight must be positive, got {max_weight}",
+                             fix="pass the cap on the raw weight, e.g. 20",
+                             parameter="max_weight")
+    return _capped(check_log_weights(log_w), float(np.log(max_weight)), "hard")
 
 
 def clip_quantile(log_w: np.ndarray, quantile: float = 0.99) -> ClipResult:
     """Cap at the empirical ``quantile`` of the raw weights (exp is monotone, so of log w)."""
     if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-    log_w = _as_log_weights(log_w)
+        raise ParameterError(f"quantile must be in (0, 1], got {quantile}",
+                             fix="pass the share of weights left uncapped, e.g. 0.99",
+                             parameter="quantile")
+    log_w = check_log_weights(log_w)
     cap = float(np.quantile(log_w, quantile, method="inverted_cdf"))  # an observed weight
     return _capped(log_w, cap, "quantile", quantile=quantile)
 
 
 def clip_ionides(log_w: np.ndarray) -> ClipResult:
     """Truncated IS (Ionides 2008): cap at :math:`\\sqrt n` times the mean raw weight."""
-    log_w = _as_log_weights(log_w)
+    log_w = check_log_weights(log_w)
     n = log_w.size
     log_mean = logsumexp(log_w) - np.log(n)
     return _capped(log_w, float(0.5 * np.log(n) + log_mean), "ionides")
@@ -92,7 +94,7 @@ def clip_ionides(log_w: np.ndarray) -> ClipResult:
 
 def clip_psis(log_w: np.ndarray) -> ClipResult:
     """Pareto-smoothed IS: the largest weights become GPD quantiles (never above the max)."""
-    log_w = _as_log_weights(log_w)
+    log_w = check_log_weights(log_w)
     smoothed, khat = psis_log_weights(log_w)
     changed = float(np.mean(smoothed < log_w))
     return ClipResult(smoothed, "psis", float(smoothed.max()), changed, {"khat": khat})
@@ -132,10 +134,9 @@ def auto_clip(log_w: np.ndarray, y: np.ndarray, n_candidates: int = 40) -> ClipR
     residual and makes the delta variance of the unclipped estimate vanish exactly when it is
     largest. Ties keep the smaller clip. Uses the labels ``y`` of the source rows.
     """
-    log_w = _as_log_weights(log_w)
+    log_w = check_log_weights(log_w)
     y = np.asarray(y, dtype=float)
-    if y.shape != log_w.shape:
-        raise ValueError(f"y has shape {y.shape}, log weights {log_w.shape}")
+    check_length(y, log_w.size, parameter="y", noun="labels", per="log weights")
     n = log_w.size
     sorted_desc = np.sort(log_w)[::-1]
     grid = np.unique(np.round(np.geomspace(1, max(n // 2, 1), n_candidates)).astype(int))
@@ -166,11 +167,14 @@ def clip_log_weights(
     y: np.ndarray | None = None,
 ) -> ClipResult:
     """Dispatch to the clipping ``method`` (see the module docstring)."""
+    check_choice(method, ClipMethod, parameter="method", label="clip method")
     if method == "none":
         return clip_none(log_w)
     if method == "hard":
         if max_weight is None:
-            raise ValueError("clip method 'hard' needs max_weight (weights.clip_max_weight)")
+            raise ParameterError("clip method 'hard' needs max_weight",
+                                 fix="pass max_weight, the cap on the raw weight (e.g. 20)",
+                                 parameter="max_weight")
         return clip_hard(log_w, max_weight)
     if method == "quantile":
         return clip_quantile(log_w, quantile)
@@ -178,8 +182,8 @@ def clip_log_weights(
         return clip_ionides(log_w)
     if method == "psis":
         return clip_psis(log_w)
-    if method == "auto":
-        if y is None:
-            raise ValueError("clip method 'auto' needs the source labels y")
-        return auto_clip(log_w, y)
-    raise ValueError(f"unknown clip method {method!r}; use one of {list(CLIP_METHODS)}")
+    if y is None:  # method == "auto", the last choice
+        raise ParameterError("clip method 'auto' needs the source labels y",
+                             fix="pass y, the click labels of the weighted source rows",
+                             parameter="y")
+    return auto_clip(log_w, y)

@@ -1,9 +1,9 @@
 r"""Weight diagnostics and the gates that refuse unreliable weights.
 
 * **Kish ESS** :math:`(\sum w)^2 / \sum w^2` and ESS/n (1 = uniform weights; scale-invariant).
-* **Pareto** :math:`\hat k` of the raw weights' right tail (:mod:`is_core.weights.psis`): the variance of
-  the weights is infinite for :math:`k \ge 1/2`; importance-sampling estimates are unreliable
-  above :math:`\min(1 - 1/\log_{10} S, 0.7)` (Vehtari et al. 2024).
+* **Pareto** :math:`\hat k` of the raw weights' right tail (:mod:`is_core.weights.psis`): the
+  variance of the weights is infinite for :math:`k \ge 1/2`; importance-sampling estimates are
+  unreliable above :math:`\min(1 - 1/\log_{10} S, 0.7)` (Vehtari et al. 2024).
 * **Largest-weight share** :math:`\max_i w_i / \sum_j w_j`: one row carrying the estimate.
 * **Domain AUC** of the proposal model: 0.5 no detectable shift, 1 disjoint support.
 * Optionally the agreement of estimated and **logged-propensity** weights (Spearman, NMSE).

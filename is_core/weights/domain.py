@@ -13,11 +13,12 @@ Everything is computed in log space: the classifier's decision function *is* the
 probability is clipped on the way to a weight (the one exception, isotonic calibration, is
 documented in :mod:`is_core.weights._calibration`).
 
-**Learners.** ``"logistic"``: L2 logistic regression on :class:`is_core.weights._design.DomainDesign`
-(one-hot categoricals, numerics through a ``"linear"``, ``"quadratic"`` or ``"spline"`` basis),
-or ``"auto"``: cross-fit ``linear`` and ``quadratic`` and keep the simplest whose out-of-fold
-log-loss is within one standard error of the best (each candidate is scored on rows it never
-saw; the one-SE rule keeps the linear basis unless the quadratic one is detectably better).
+**Learners.** ``"logistic"``: L2 logistic regression on
+:class:`is_core.weights._design.DomainDesign` (one-hot categoricals, numerics through a
+``"linear"``, ``"quadratic"`` or ``"spline"`` basis), or ``"auto"``: cross-fit ``linear`` and
+``quadratic`` and keep the simplest whose out-of-fold log-loss is within one standard error of
+the best (each candidate is scored on rows it never saw; the one-SE rule keeps the linear basis
+unless the quadratic one is detectably better).
 ``"xgboost"``: gradient-boosted trees with native categoricals; its raw margins are usually
 over-confident, hence ``calibration``.
 
@@ -41,7 +42,7 @@ margins are over-confident and piecewise constant) on both.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -50,16 +51,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from is_core._validation import Basis, Calibration, Learner, NumericBasis, check_choice
 from is_core.data.features import finite_numeric_mask
-from is_core.errors import ProposalFitError
+from is_core.errors import ProposalFitError, ProposalParameterError
 from is_core.weights._calibration import apply_calibrator, fit_calibrator
 from is_core.weights._design import MISSING_CATEGORY, DomainDesign, category_text, level_codes
 
 __all__ = ["MISSING_CATEGORY", "DomainClassifierRatio"]
-LEARNERS = ("logistic", "xgboost")
-CALIBRATIONS = (None, "sigmoid", "isotonic")
-NUMERIC_BASES = ("auto", "linear", "quadratic", "spline")
-AUTO_BASES = ("linear", "quadratic")
+AUTO_BASES: tuple[Basis, ...] = ("linear", "quadratic")  # numeric_basis="auto" picks one
 
 
 class DomainClassifierRatio(BaseEstimator):
@@ -121,10 +120,10 @@ class DomainClassifierRatio(BaseEstimator):
         self,
         numeric: list[str] | None = None,
         categorical: list[str] | None = None,
-        learner: Literal["logistic", "xgboost"] = "logistic",
+        learner: Learner = "logistic",
         n_folds: int = 5,
-        calibration: Literal["sigmoid", "isotonic"] | None = None,
-        numeric_basis: Literal["auto", "linear", "quadratic", "spline"] = "auto",
+        calibration: Calibration | None = None,
+        numeric_basis: NumericBasis = "auto",
         n_knots: int = 5,
         C: float = 1.0,
         max_categories: int = 200,
@@ -170,9 +169,11 @@ class DomainClassifierRatio(BaseEstimator):
                                      ).split(np.zeros(len(y)), y))
         candidates = AUTO_BASES if (self.learner == "logistic" and self.numeric_basis == "auto"
                                     ) else (self.numeric_basis,)
-        fits = {}
+        fits: dict[str, tuple[np.ndarray, np.ndarray, list[Any], DomainDesign | None]] = {}
         for basis in candidates:
-            design = self._design(basis).fit(sample) if self.learner == "logistic" else None
+            # with the logistic learner, "auto" has been expanded into AUTO_BASES above
+            design = (self._design(cast(Basis, basis)).fit(sample)
+                      if self.learner == "logistic" else None)
             X = design.transform(sample) if design is not None else self._frame(sample)
             raw, estimators = self._crossfit(X, y, folds)
             fits[basis] = (np.logaddexp(0.0, raw) - y * raw, raw, estimators, design)
@@ -212,8 +213,10 @@ class DomainClassifierRatio(BaseEstimator):
             return np.arange(n_source), np.arange(n_target)
         cap = self.max_fit_rows // 2
         rng = np.random.default_rng(self.random_state)
-        return tuple(np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
-                     for n in (n_source, n_target))
+        source_rows, target_rows = (
+            np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
+            for n in (n_source, n_target))
+        return source_rows, target_rows
 
     def _logit_of_all(self, frame: pd.DataFrame, fitted: np.ndarray, oof_logit: np.ndarray
                       ) -> np.ndarray:
@@ -239,6 +242,7 @@ class DomainClassifierRatio(BaseEstimator):
         for start in range(0, len(frame), chunk):
             part = frame.iloc[start:start + chunk]
             if self.learner == "logistic":
+                assert self.design_ is not None  # the logistic learner's fit sets it
                 raw = self.design_.transform(part) @ coef + intercept
             else:
                 X = self._frame(part)
@@ -293,7 +297,7 @@ class DomainClassifierRatio(BaseEstimator):
                           | set(pd.unique(category_text(target[c]))))
                 for c in self.categorical_}
 
-    def _design(self, basis: str) -> DomainDesign:
+    def _design(self, basis: Basis) -> DomainDesign:
         return DomainDesign(numeric=self.numeric_, categorical=self.categorical_, basis=basis,
                             n_knots=self.n_knots, max_categories=self.max_categories)
 
@@ -302,7 +306,8 @@ class DomainClassifierRatio(BaseEstimator):
         out = frame[self.numeric_].astype("float64")
         for col in self.categorical_:
             levels = self.categories_[col]  # a level unseen at fit time becomes missing
-            out[col] = pd.Categorical.from_codes(level_codes(frame[col], levels), levels)
+            out[col] = pd.Categorical.from_codes(level_codes(frame[col], levels),
+                                                 pd.Index(levels))
         return out
 
     def _classifier(self):
@@ -322,20 +327,19 @@ class DomainClassifierRatio(BaseEstimator):
         return est.decision_function(X)
 
     def _check_params(self) -> None:
-        checks = [("learner", self.learner, LEARNERS), ("calibration", self.calibration,
-                                                        CALIBRATIONS),
-                  ("numeric_basis", self.numeric_basis, NUMERIC_BASES)]
-        for name, value, allowed in checks:
-            if value not in allowed:
-                raise ProposalFitError(f"{name}={value!r} is not one of {list(allowed)}",
-                                       fix=f"set proposal.{name} to one of {list(allowed)}")
+        for name, choices in (("learner", Learner), ("calibration", Calibration | None),
+                              ("numeric_basis", NumericBasis)):
+            check_choice(getattr(self, name), choices, parameter=name,
+                         error=ProposalParameterError)
         if not (isinstance(self.n_folds, int) and self.n_folds >= 2):
-            raise ProposalFitError(f"n_folds={self.n_folds!r} must be an integer ≥ 2",
-                                   fix="set proposal.n_folds to 2 or more (5 is the default)")
+            raise ProposalParameterError(f"n_folds={self.n_folds!r} must be an integer ≥ 2",
+                                         fix="pass n_folds=2 or more (5 is the default)",
+                                         parameter="n_folds")
         if self.max_fit_rows is not None and self.max_fit_rows < 4 * self.n_folds:
-            raise ProposalFitError(
+            raise ProposalParameterError(
                 f"max_fit_rows={self.max_fit_rows!r} leaves too few rows per fold",
-                fix="set proposal.max_fit_rows to None or at least a few thousand")
+                fix="pass max_fit_rows=None or at least a few thousand",
+                parameter="max_fit_rows")
 
     def _check_inputs(
         self, source: pd.DataFrame, target: pd.DataFrame, numeric: list[str], categorical: list[str]
@@ -353,7 +357,8 @@ class DomainClassifierRatio(BaseEstimator):
             missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
             if missing:
                 raise ProposalFitError(f"{role} lacks feature column(s) {missing}",
-                                       fix="correct columns.numeric/categorical in the config")
+                                       fix="name in numeric/categorical only columns that "
+                                       "both frames hold")
             bad = ~finite_numeric_mask(frame, numeric)
             if bad.any():
                 cols = [c for c in numeric

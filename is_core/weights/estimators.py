@@ -32,11 +32,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-EstimatorName = Literal["naive", "is", "snis", "dr"]
+from is_core._validation import EstimatorName, check_choice
+from is_core.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,10 @@ def _point(name: str, y: np.ndarray, w: np.ndarray, counts: np.ndarray,
         return counts @ (w * y) / n_rows
     if name == "snis":
         return counts @ (w * y) / (counts @ w)
+    if m_source is None or m_target is None or target_counts is None:
+        raise ParameterError("the dr estimator needs m_source, m_target and target counts",
+                             fix="pass the CTR model's predictions on the source and target "
+                             "rows", parameter="m_source")
     residual = y - m_source
     direct = target_counts @ m_target / target_counts.sum(axis=1)
     return direct + counts @ (w * residual) / (counts @ w)
@@ -179,15 +184,14 @@ def bootstrap_estimate(
     """
     y = np.asarray(y, dtype=float)
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+    check_choice(name, EstimatorName, parameter="name", label="estimator")
     if name == "dr" and (m_source is None or m_target is None):
-        raise ValueError("the dr estimator needs m_source and m_target")
+        raise ParameterError("the dr estimator needs m_source and m_target",
+                             fix="pass the CTR model's predictions on the source rows "
+                             "(m_source) and on the target rows (m_target)",
+                             parameter="m_source" if m_source is None else "m_target")
     rng = np.random.default_rng(random_state)
-    full = {"naive": lambda: naive_estimate(y, level), "is": lambda: is_estimate(y, w, level),
-            "snis": lambda: snis_estimate(y, w, level),
-            "dr": lambda: dr_estimate(y, w, m_source, m_target, level)}
-    if name not in full:
-        raise ValueError(f"unknown estimator {name!r}; use one of {list(full)}")
-    point = full[name]().value
+    point = _full_sample_estimate(name, y, w, m_source, m_target, level)
     weight_sets = [w] if w_unclipped is None else [w, np.asarray(w_unclipped, dtype=float)]
     replicates: list[list[np.ndarray]] = [[] for _ in weight_sets]
     chunk = max(1, min(n_boot, 2_000_000 // max(y.size, 1)))
@@ -195,19 +199,34 @@ def bootstrap_estimate(
         b = min(chunk, n_boot - start)
         counts = poisson_one(rng, (b, y.size)).astype(float)
         target_counts = (poisson_one(rng, (b, len(m_target))).astype(float)
-                         if name == "dr" else None)
+                         if name == "dr" and m_target is not None else None)
         with np.errstate(invalid="ignore", divide="ignore"):
             for k, weights in enumerate(weight_sets):
                 replicates[k].append(_point(name, y, weights, counts, m_source, m_target,
                                             target_counts))
     alpha = (1 - level) / 2
-    lows, highs, sd = [], [], None
+    lows, highs, sds = [], [], []
     for chunks in replicates:
         values = np.concatenate(chunks)
         values = values[np.isfinite(values)]
         low, high = np.quantile(values, [alpha, 1 - alpha])
         lows.append(low)
         highs.append(high)
-        sd = values.std(ddof=1) if sd is None else sd
-    return Estimate(f"{name}_bootstrap", float(point), float(sd), float(min(lows)),
+        sds.append(values.std(ddof=1))
+    # the standard error is the one of the (clipped) weights; the unclipped only widen the CI
+    return Estimate(f"{name}_bootstrap", float(point), float(sds[0]), float(min(lows)),
                     float(max(highs)), level)
+
+
+def _full_sample_estimate(name: EstimatorName, y: np.ndarray, w: np.ndarray,
+                          m_source: np.ndarray | None, m_target: np.ndarray | None,
+                          level: float) -> float:
+    """The point estimate of ``name`` on the full sample (the bootstrap's centre)."""
+    if name == "naive":
+        return naive_estimate(y, level).value
+    if name == "is":
+        return is_estimate(y, w, level).value
+    if name == "snis":
+        return snis_estimate(y, w, level).value
+    assert m_source is not None and m_target is not None  # checked by bootstrap_estimate
+    return dr_estimate(y, w, m_source, m_target, level).value

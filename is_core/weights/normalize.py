@@ -1,6 +1,7 @@
 r"""From log importance weights to final weights.
 
-raw weight :math:`w_i = \exp(\log w_i)` → clipped weight (:mod:`is_core.weights.clipping`) → final weight
+raw weight :math:`w_i = \exp(\log w_i)` → clipped weight (:mod:`is_core.weights.clipping`) →
+final weight
 
 .. math:: \tilde w_i = n_g\, w^c_i \Big/ \sum_{j \in g} w^c_j,
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from is_core.errors import DataContractError
+from is_core._validation import check_length, check_log_weights
+from is_core.errors import DataContractError, ParameterError
 from is_core.weights.clipping import ClipResult, clip_log_weights
 from is_core.weights.diagnostics import (
     QUANTILES,
@@ -39,17 +41,13 @@ def normalize_log_weights(log_w: np.ndarray, partition: np.ndarray | None = None
 
     Computed with the log-sum-exp shift (per partition) so the largest weight never overflows.
     """
-    log_w = np.asarray(log_w, dtype=float)
-    if log_w.size == 0:
-        raise ValueError("cannot normalize an empty weight vector")
-    if np.isnan(log_w).any() or np.isposinf(log_w).any():
-        raise ValueError("log weights contain NaN or +inf; fix the proposal model upstream")
+    log_w = check_log_weights(log_w)
     if partition is None:
         shifted = np.exp(log_w - log_w.max())
         return shifted * (log_w.size / shifted.sum())
     partition = np.asarray(partition)
-    if partition.shape != log_w.shape:
-        raise ValueError(f"partition has shape {partition.shape}, log weights {log_w.shape}")
+    check_length(partition, log_w.size, parameter="partition", noun="partition labels",
+                 per="log weights")
     out = np.empty_like(log_w)
     for label in np.unique(partition):
         rows = partition == label
@@ -61,8 +59,8 @@ def logged_propensity_log_ratio(logging_propensity: np.ndarray, target_propensit
                                 np.ndarray, column: str = "logging_propensity") -> np.ndarray:
     """:math:`\\log \\pi_1 - \\log \\pi_0` of source rows from logged propensities.
 
-    Raises :class:`DataContractError` naming ``column`` if a propensity is missing, not in
-    (0, 1], or if the target propensity is not in (0, 1].
+    Raises :class:`DataContractError` naming ``column`` if a propensity is missing or not in
+    (0, 1], and :class:`ParameterError` if ``target_propensity`` is not in (0, 1].
     """
     pi0 = np.asarray(logging_propensity, dtype=float)
     pi1 = np.broadcast_to(np.asarray(target_propensity, dtype=float), pi0.shape)
@@ -75,7 +73,7 @@ def logged_propensity_log_ratio(logging_propensity: np.ndarray, target_propensit
             details={"column": column, "bad_rows": int(bad.sum())},
         )
     if not (np.all(pi1 > 0) and np.all(pi1 <= 1)):
-        raise DataContractError("the target propensity must be in (0, 1]",
-                                     fix="set proposal.target_propensity, e.g. 1/(items × "
-                                     "positions) for uniform exploration")
+        raise ParameterError("target_propensity must be in (0, 1]",
+                             fix="pass the target policy's propensity, e.g. 1/(items × "
+                             "positions) for uniform exploration", parameter="target_propensity")
     return np.log(pi1) - np.log(pi0)

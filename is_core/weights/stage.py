@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 
+from is_core._validation import config_keys
 from is_core.config import ColumnsConfig, ProposalConfig, WeightsConfig
 from is_core.data.atomic import json_safe, write_parquet_atomic
 from is_core.data.stage import Inputs, read_role
@@ -39,6 +40,19 @@ from is_core.weights.normalize import logged_propensity_log_ratio, normalize_log
 
 LOG_RATIO_FILE = "log_ratio.parquet"
 WEIGHTS_FILE = "weights.parquet"
+
+#: The config key behind each argument of the proposal model (a ParameterError names the
+#: argument; the stage re-raises it as a ConfigError naming the key).
+PROPOSAL_KEYS = {
+    "learner": "proposal.learner", "calibration": "proposal.calibration",
+    "numeric_basis": "proposal.numeric_basis", "basis": "proposal.numeric_basis",
+    "n_folds": "proposal.n_folds", "max_fit_rows": "proposal.max_fit_rows",
+    "max_categories": "proposal.max_categories",
+    "target_propensity": "proposal.target_propensity",
+}
+#: The same for the arguments of the clipping (:func:`clip_log_weights`).
+CLIP_KEYS = {"method": "weights.clip", "quantile": "weights.clip_quantile",
+             "max_weight": "weights.clip_max_weight"}
 
 
 class ProposalResult(TypedDict):
@@ -76,7 +90,7 @@ class WeightsResult(TypedDict):
 
 # ---------------------------------------------------------------------------- proposal
 def fit_proposal(proposal: ProposalConfig, columns: ColumnsConfig, inputs: Inputs,
-                 out_dir: Path, *, random_state: int, n_jobs: int) -> ProposalResult:
+                 out_dir: Path, *, random_state: int, n_jobs: int | None) -> ProposalResult:
     """Fit the cross-fitted domain classifier; write ``log_ratio.parquet`` (row_id, log_w).
 
     With ``proposal.target_propensity`` set and logged propensities on the source, the exact
@@ -90,8 +104,9 @@ def fit_proposal(proposal: ProposalConfig, columns: ColumnsConfig, inputs: Input
     target = read_role(inputs, "target", columns.features)
 
     def fit(numeric: list[str], categorical: list[str]) -> DomainClassifierRatio:
-        return _domain_classifier(proposal, numeric, categorical, random_state, n_jobs
-                                  ).fit(source, target)
+        with config_keys(PROPOSAL_KEYS):
+            return _domain_classifier(proposal, numeric, categorical, random_state, n_jobs
+                                      ).fit(source, target)
 
     model = fit(columns.numeric, columns.categorical)
     estimated = model.log_ratio_source_
@@ -133,12 +148,14 @@ def _logged_log_ratio(proposal: ProposalConfig, columns: ColumnsConfig, inputs: 
     if not columns.logging_propensity or proposal.target_propensity is None:
         return None
     frame = read_role(inputs, "source", [columns.logging_propensity])
-    return logged_propensity_log_ratio(frame[columns.logging_propensity].to_numpy(),
-                                       proposal.target_propensity, columns.logging_propensity)
+    with config_keys(PROPOSAL_KEYS):
+        return logged_propensity_log_ratio(frame[columns.logging_propensity].to_numpy(),
+                                           proposal.target_propensity,
+                                           columns.logging_propensity)
 
 
 def _domain_classifier(proposal: ProposalConfig, numeric: list[str], categorical: list[str],
-                       random_state: int, n_jobs: int) -> DomainClassifierRatio:
+                       random_state: int, n_jobs: int | None) -> DomainClassifierRatio:
     """The (unfitted) domain classifier the proposal config describes."""
     return DomainClassifierRatio(
         numeric=numeric, categorical=categorical,
@@ -187,8 +204,9 @@ def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inpu
     keep = [columns.label] + ([columns.impression_id] if columns.impression_id else [])
     source = read_role(inputs, "source", keep)
     y = source[columns.label].to_numpy(dtype=float)
-    clip = clip_log_weights(log_w, weights.clip, quantile=weights.clip_quantile,
-                            max_weight=weights.clip_max_weight, y=y)
+    with config_keys(CLIP_KEYS):
+        clip = clip_log_weights(log_w, weights.clip, quantile=weights.clip_quantile,
+                                max_weight=weights.clip_max_weight, y=y)
     partition = _normalization_partition(weights, source)
     final = normalize_log_weights(clip.log_w, partition)
     # clipped SNIS intervals are bias-guarded by the unclipped ones (is_core.weights.estimators)
