@@ -21,6 +21,7 @@ import pytest  # noqa: E402
 from is_core.config import IsbenchConfig  # noqa: E402
 from is_core.simulate.clicklog import ClickScenario, write_scenario  # noqa: E402
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_DATE = dt.date(2026, 11, 28)
 SMALL_ROWS = {"source": 4_000, "target": 1_500, "holdout": 1_500}
 

@@ -13,7 +13,7 @@ from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 from flows.daily_retrain import StageFailed, daily_retrain
 from is_core.release.registry import JOURNAL_FILE, ModelRegistry
 from is_core.release.runs import RunFolders
-from tests.conftest import RUN_DATE, small_config
+from tests.conftest import REPO_ROOT, RUN_DATE, small_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -190,7 +190,7 @@ class TestKilledDuringPromotion:
         with open(log, "w") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-c", KILL_DURING_PUBLISH, str(config_file)],
-                cwd=Path(__file__).resolve().parents[1], env=env, stdout=out,
+                cwd=REPO_ROOT, env=env, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 returncode = proc.wait(timeout=300)

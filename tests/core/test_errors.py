@@ -20,8 +20,9 @@ from is_core.errors import (
     ProposalFitError,
     ProposalParameterError,
 )
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).parents[1]
+ROOT = REPO_ROOT
 SOURCES = sorted(p for d in ("is_core", "tasks") for p in (ROOT / d).rglob("*.py"))
 BANNED = {"ValueError", "TypeError", "RuntimeError", "Exception"}
 FAMILY = sorted((cls for _, cls in inspect.getmembers(errors_module, inspect.isclass)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
+from tests.conftest import REPO_ROOT
+
+ROOT = REPO_ROOT
 CORE_DIR = ROOT / "is_core"
 FORBIDDEN = ("prefect", "great_expectations", "tasks", "flows", "deployments")
 CORE = sorted(CORE_DIR.rglob("*.py"))

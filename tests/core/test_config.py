@@ -9,6 +9,7 @@ import pytest
 from is_core.config import IsbenchConfig
 from is_core.errors import ConfigError
 from is_core.release.runs import run_date_for
+from tests.conftest import REPO_ROOT
 
 
 class TestLoading:
@@ -65,7 +66,6 @@ class TestRunDate:
 
 def test_configs_default_yaml_is_the_model_default():
     """configs/default.yaml documents every key; it must not drift from the code's defaults."""
-    from pathlib import Path
 
-    path = Path(__file__).parents[1] / "configs" / "default.yaml"
+    path = REPO_ROOT / "configs" / "default.yaml"
     assert IsbenchConfig.from_file(path) == IsbenchConfig()

@@ -30,7 +30,7 @@ from is_core.data.contract import (
 )
 from is_core.errors import DataValidationError
 from is_core.simulate.clicklog import ClickScenario
-from tests.conftest import RUN_DATE, small_config
+from tests.conftest import REPO_ROOT, RUN_DATE, small_config
 
 CONFIG = IsbenchConfig()
 
@@ -213,7 +213,7 @@ class TestGreatExpectationsImport:
         code = ("import sys, tasks.gx, tasks.gx.window; "
                 "print(sorted(m for m in sys.modules if m.startswith('great_expectations')))")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).resolve().parents[1])
+                              check=True, cwd=REPO_ROOT)
         assert done.stdout.strip() == "[]"
 
 
@@ -238,7 +238,7 @@ class TestSuites:
     def test_default_suites_folder_is_the_versioned_one(self):
         from tasks.gx.suites import SUITES_DIR
 
-        assert SUITES_DIR == Path(__file__).resolve().parents[1] / "expectations"
+        assert SUITES_DIR == REPO_ROOT / "expectations"
         assert sorted(p.name for p in SUITES_DIR.glob("*.json")) == [
             "isbench_holdout.json", "isbench_source.json", "isbench_target.json"]
 

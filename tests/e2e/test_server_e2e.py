@@ -31,11 +31,11 @@ import pytest
 import yaml
 
 from is_core.simulate.clicklog import ClickScenario, write_scenario
-from tests.conftest import RUN_DATE, SMALL_ROWS, small_config
+from tests.conftest import REPO_ROOT, RUN_DATE, SMALL_ROWS, small_config
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXPECTED_ARTIFACTS = {"isbench-validation", "isbench-weight-diagnostics", "isbench-metrics",
                       "isbench-report", "isbench-promotion"}

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import yaml
 from prefect.cli.deploy._models import PrefectYamlModel
 
 from deployments.schedule import DEFAULT_CRON, DEPLOYMENT_NAME
 from is_core.config import IsbenchConfig
+from tests.conftest import REPO_ROOT
 
-PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
+PREFECT_YAML = REPO_ROOT / "prefect.yaml"
 
 
 def load_prefect_yaml() -> PrefectYamlModel:

@@ -34,8 +34,8 @@ from is_core.errors import (
 from is_core.release.registry import ModelRegistry
 from is_core.release.runs import RunDateLock, RunFolders
 from is_core.simulate.clicklog import ClickScenario, write_scenario
-from tests.conftest import RUN_DATE, small_config
-from tests.test_bad_inputs import TINY_ROWS, snapshot
+from tests.conftest import REPO_ROOT, RUN_DATE, small_config
+from tests.flows.test_bad_inputs import TINY_ROWS, snapshot
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -206,7 +206,7 @@ class TestCrashDuringTraining:
         config = _fresh(earlier, random_state=2)
         script = textwrap.dedent(f"""
             import os, sys, time, json
-            sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+            sys.path.insert(0, {str(REPO_ROOT)!r})
             import datetime as dt
             from is_core.ctr.model import WeightedCTRModel
             from is_core.config import IsbenchConfig
@@ -334,7 +334,7 @@ class TestRunDateLock:
                 "from is_core.release.runs import RunDateLock;"
                 "lock = RunDateLock(sys.argv[2], dt.date(2026, 11, 28)).acquire();"
                 "print('held', flush=True); time.sleep(600)")
-        proc = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parents[1]),
+        proc = subprocess.Popen([sys.executable, "-c", code, str(REPO_ROOT),
                                  str(tmp_path)], stdout=subprocess.PIPE)
         try:
             assert proc.stdout.readline().strip() == b"held"

@@ -1,0 +1,1 @@
+"""Unit tests of is_core: fast, no Prefect, no Great Expectations."""

@@ -1,0 +1,1 @@
+"""Flow tests: real daily_retrain runs under the session's prefect_test_harness."""

@@ -1,0 +1,1 @@
+"""Tests of the tasks layer (the Great Expectations adapter, caching)."""
