@@ -118,7 +118,7 @@ import pandas as pd
 
 from is_core._validation import Role, check_choice
 from is_core.errors import ParameterError
-from is_core.simulate.clicklog import ROLE_CODES, _sample_rows
+from is_core.simulate.clicklog import ROLE_CODES, _sample_rows, _sigmoid
 
 #: Rows per day that :func:`~is_core.simulate.clicklog.write_scenario` should be given for a
 #: bandit scenario: 20 source rows per target row, as a bandit log is used (a large logged
@@ -172,10 +172,6 @@ class SimulatedScenario(Protocol):
 def _log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     z = z - z.max(axis=axis, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass(frozen=True)
