@@ -11,7 +11,7 @@ results is :mod:`is_core.benchmark.grid`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -19,6 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from is_core.errors import ParameterError
+from is_core.simulate.bandit import BanditScenario
 from is_core.simulate.clicklog import ClickScenario
 from is_core.simulate.gaussian import GaussianShift
 
@@ -39,7 +40,9 @@ class BenchmarkScenario:
     ratio) with the click model :math:`\\operatorname{logit} P(y=1\\mid x) = a + 0.8x_0 + 0.6x_0^2
     - 0.4x_1 + 0.3x_1x_2`, which a linear-logistic CTR model cannot represent (misspecified).
     ``kind="click_log"``: :class:`is_core.simulate.clicklog.ClickScenario` users × items ×
-    positions with logged propensities and exact weights.
+    positions, or :class:`is_core.simulate.bandit.BanditScenario`'s Thompson-sampling-like
+    logger, with logged propensities and exact weights; the target is uniform over
+    items × positions.
     """
 
     name: str
@@ -51,7 +54,7 @@ class BenchmarkScenario:
     n_test: int = 50_000
     shift: GaussianShift | None = None
     intercept: float = -4.0
-    click: ClickScenario | None = None
+    click: ClickScenario | BanditScenario | None = None
 
     @property
     def strategies(self) -> tuple[Strategy, ...]:
@@ -80,6 +83,17 @@ SCENARIOS: dict[str, BenchmarkScenario] = {
                           "exploration traffic; XGBoost CTR model with native categoricals",
                           n_source=20_000, n_target=10_000, n_test=50_000,
                           click=ClickScenario()),
+        BenchmarkScenario("click_log_small_target", "click_log", "xgboost",
+                          "the click log with a target sample 1/16 of the source (an "
+                          "exploration bucket of a few percent of traffic)",
+                          n_source=20_000, n_target=1_250, n_test=50_000,
+                          click=ClickScenario()),
+        BenchmarkScenario("bandit_thompson", "click_log", "xgboost",
+                          "a Thompson-sampling-like logger over 80 items × 3 positions "
+                          "(propensities over four decades, 80 sparse affinity features, CTR "
+                          "0.4 %); target = uniform-random policy, 5 % of the source",
+                          n_source=20_000, n_target=1_000, n_test=50_000,
+                          click=BanditScenario()),
     )
 }
 
@@ -129,7 +143,7 @@ def draw_cell(scenario: BenchmarkScenario, seed: int) -> CellData:
         raise ParameterError(f"scenario {scenario.name!r} is a click log but has no click "
                              "scenario", fix="give it click=ClickScenario(...)",
                              parameter="click")
-    world = ClickScenario(**{**scenario.click.__dict__, "seed": seed}).build()
+    world = replace(scenario.click, seed=seed).build()
     roles = ("source", "target", "holdout", "holdout")
     source, target, target_labeled, test = (
         world.sample(n, role, r) for n, role, r in zip(sizes, roles, rng, strict=True))
