@@ -3,7 +3,8 @@ estimators.
 
 raw weight (``domain``: the cross-fitted domain classifier, or logged propensities) → clipped
 weight (``clipping``, ``psis``) → final weight (``normalize``) → ESS, k̂ and gates
-(``diagnostics``) → naive, IS, SNIS, DR and bootstrap estimates (``estimators``). ``stage`` holds
+(``diagnostics``) → naive, IS, SNIS, DR and bootstrap estimates (``estimators``; the SNIS interval
+that includes the proposal's fitting error in ``intervals``). ``stage`` holds
 the proposal and weights stages. This part imports ``data`` only.
 """
 
@@ -26,6 +27,7 @@ from is_core.weights.estimators import (
     naive_estimate,
     snis_estimate,
 )
+from is_core.weights.intervals import proposal_aware_snis_estimate
 from is_core.weights.normalize import logged_propensity_log_ratio, normalize_log_weights
 from is_core.weights.psis import pareto_khat, psis_log_weights
 from is_core.weights.stage import (
@@ -62,6 +64,7 @@ __all__ = [
     "naive_estimate",
     "normalize_log_weights",
     "pareto_khat",
+    "proposal_aware_snis_estimate",
     "psis_log_weights",
     "snis_estimate",
 ]

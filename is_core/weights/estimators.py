@@ -17,7 +17,21 @@ for DR the sum of the direct method's variance over the target rows,
 two samples are independent). :func:`bootstrap_estimate` gives percentile intervals from the
 Poisson bootstrap (each row drawn :math:`\mathrm{Poisson}(1)` times; Hanley & MacGibbon 2006),
 resampling source and target rows independently. All intervals treat the weights and the CTR
-model as fixed: they do not include the proposal model's estimation error.
+model as fixed: they do not include the proposal model's estimation error (for that, see
+:func:`is_core.weights.intervals.proposal_aware_snis_estimate`).
+
+**Logit-scale bounds for a click rate.** When every label is 0 or 1, :func:`snis_estimate` keeps
+its point estimate and delta-method standard error but forms the bounds on the logit scale, so
+they stay inside [0, 1] (a symmetric interval gave a lower bound of -0.00175 on a bandit log):
+by the delta method :math:`\mathrm{se}(\operatorname{logit}\hat\mu) =
+\mathrm{se}(\hat\mu) / (\hat\mu(1 - \hat\mu))`, and the bounds are
+:math:`\operatorname{expit}(\operatorname{logit}\hat\mu \pm z\,\mathrm{se}/(\hat\mu(1-\hat\mu)))`
+(the logit interval of a binomial proportion; Brown, Cai & DasGupta 2001). When
+:math:`\hat\mu` is 0 or 1 (no click, or only clicks) the delta standard error is 0 and the
+logit infinite; the bounds are then Wilson's score bounds at :math:`\hat\mu` with Kish's
+effective sample size :math:`n_e = (\sum w)^2 / \sum w^2`: :math:`[0, z^2 / (n_e + z^2)]`
+(or its mirror), the weighted analogue of the "rule of three". Labels that are not all 0/1
+(a per-row loss difference, :mod:`is_core.ctr.metrics`) keep the symmetric bounds.
 
 **Bias-guarded intervals.** Clipping biases the estimate by an unknown amount, and a clip level
 chosen from the same data (``auto``) makes the clipped estimate's own interval too narrow
@@ -61,6 +75,31 @@ def _normal_interval(name: str, value: float, se: float, level: float) -> Estima
                     level)
 
 
+def rate_interval(name: str, value: float, se: float, level: float, n_effective: float
+                  ) -> Estimate:
+    """A rate's interval with logit-scale bounds (module docstring); Wilson's score bounds with
+    ``n_effective`` rows when ``value`` is 0 or 1."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    if value <= 0.0 or value >= 1.0:
+        edge = z * z / (n_effective + z * z)
+        low, high = (0.0, edge) if value <= 0.0 else (1.0 - edge, 1.0)
+        return Estimate(name, float(value), float(se), low, high, level)
+    logit = math.log(value / (1.0 - value))
+    half = z * se / (value * (1.0 - value))
+    return Estimate(name, float(value), float(se), _expit(logit - half), _expit(logit + half),
+                    level)
+
+
+def _expit(t: float) -> float:
+    """The logistic function, without overflow for large ``|t|``."""
+    return 1.0 / (1.0 + math.exp(-t)) if t >= 0 else math.exp(t) / (1.0 + math.exp(t))
+
+
+def is_binary(y: np.ndarray) -> bool:
+    """Whether every label is 0 or 1 (a click rate, whose interval is formed on the logit)."""
+    return bool(np.all((y == 0.0) | (y == 1.0)))
+
+
 def naive_estimate(y: np.ndarray, level: float = 0.95) -> Estimate:
     """Source mean of ``y`` with its standard error."""
     y = np.asarray(y, dtype=float)
@@ -84,15 +123,20 @@ def snis_estimate(y: np.ndarray, w: np.ndarray, level: float = 0.95,
                   w_unclipped: np.ndarray | None = None) -> Estimate:
     """Self-normalized IS :math:`\\sum w_i y_i / \\sum w_i` with a delta-method interval.
 
-    With ``w_unclipped`` (the weights before clipping) the interval is bias-guarded: the hull of
-    the clipped and the unclipped intervals (see the module docstring).
+    The bounds are on the logit scale when every ``y`` is 0 or 1, symmetric otherwise (module
+    docstring); the standard error is the delta method's either way. With ``w_unclipped`` (the
+    weights before clipping) the interval is bias-guarded: the hull of the clipped and the
+    unclipped intervals (see the module docstring).
     """
     y = np.asarray(y, dtype=float)
     w = np.asarray(w, dtype=float)
     total = w.sum()
     mu = float(w @ y / total)
     se = float(np.sqrt(np.sum(np.square(w) * np.square(y - mu))) / total)
-    estimate = _normal_interval("snis", mu, se, level)
+    if is_binary(y):
+        estimate = rate_interval("snis", mu, se, level, float(total**2 / np.sum(np.square(w))))
+    else:
+        estimate = _normal_interval("snis", mu, se, level)
     if w_unclipped is not None:
         estimate = _guarded(estimate, snis_estimate(y, w_unclipped, level))
     return estimate
