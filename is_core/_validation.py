@@ -30,8 +30,9 @@ from is_core.errors import ConfigError, InvalidWeightsError, ParameterError
 #: Clipping of the raw weights (:mod:`is_core.weights.clipping`).
 ClipMethod = Literal["none", "hard", "quantile", "ionides", "psis", "auto"]
 CLIP_METHODS: tuple[ClipMethod, ...] = get_args(ClipMethod)
-#: Learners of the domain classifier (:class:`is_core.weights.domain.DomainClassifierRatio`).
-Learner = Literal["logistic", "xgboost"]
+#: Learners of the domain classifier (:class:`is_core.weights.domain.DomainClassifierRatio`);
+#: ``"auto"`` picks logistic, logistic with crosses or XGBoost by out-of-fold log-loss.
+Learner = Literal["auto", "logistic", "xgboost"]
 #: The proposal model of the pipeline: a domain classifier, or the logged policy weights.
 ProposalLearner = Literal[Learner, "logged_propensity"]
 #: How numerics enter the logistic domain classifier's design (:mod:`is_core.weights._design`).

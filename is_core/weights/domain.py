@@ -22,6 +22,18 @@ unless the quadratic one is detectably better).
 ``"xgboost"``: gradient-boosted trees with native categoricals; its raw margins are usually
 over-confident, hence ``calibration``.
 
+``"auto"`` (the pipeline's default) scores three candidates, simplest first, by out-of-fold
+domain log-loss (a proper scoring rule, so the best-scoring classifier is the best estimate of
+:math:`c(x)`, hence of the log ratio) and keeps the simplest within one standard error of the
+best (:func:`_one_standard_error_choice`): ``"logistic"`` (the numeric basis as above, its L2
+strength ``C`` picked from :data:`C_GRID` by the same out-of-fold log-loss),
+``"logistic_crosses"`` (the same plus one-hot pairs of categorical features, see
+:mod:`is_core.weights._design`: user × item effects) and ``"xgboost"`` (shallow, subsampled,
+``min_child_weight``-regularized trees, early-stopped on an inner split of each training fold,
+with cross-fitted sigmoid calibration). The candidates are scored on a seeded sub-sample of at
+most ``max_selection_rows`` rows (half per domain) of the fitting sample, cross-fitted on their
+own folds; the chosen one is then cross-fitted on the whole fitting sample.
+
 **Cross-fitting.** The data are split into K stratified folds; a source row's weight comes from
 the classifier fitted on the other K-1 folds, so no row is weighted by a model that saw it (an
 in-sample classifier overfits exactly the rows it then up-weights). The out-of-fold scores also
@@ -34,14 +46,20 @@ the uncalibrated out-of-fold logit (1 = calibrated, < 1 = over-confident logits,
 weights); ``calibration_error_`` is the expected calibration error (10 equal-frequency bins) of the
 final out-of-fold probabilities.
 
-The default (``learner="logistic"``, ``numeric_basis="auto"``, no calibration) was chosen by
-measurement (``benchmarks/weights_accuracy.py``): as accurate as the linear logistic ratio on a
-mean shift, an order of magnitude better on a variance shift, far better than XGBoost (whose
-margins are over-confident and piecewise constant) on both.
+The estimator's default (``learner="logistic"``, ``numeric_basis="auto"``, no calibration) was
+chosen by measurement (``benchmarks/weights_accuracy.py``): as accurate as the linear logistic
+ratio on a mean shift, an order of magnitude better on a variance shift, far better than
+uncalibrated XGBoost (whose margins are over-confident and piecewise constant) on both. The
+pipeline's default (``proposal.learner``) is ``"auto"``: on click logs, where user × item effects
+matter, it cut the weight NMSE of the fixed ``C = 1`` logistic from 0.39 to 0.23 at 5,000 rows
+per domain (the demo scenario, ``is_core.simulate.clicklog``). ``C``
+tuned on the selection sample is used unchanged on the fitting sample: the L2 penalty is a fixed
+prior on the coefficients, which more rows outweigh.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self, cast
 
 import numpy as np
@@ -49,7 +67,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from is_core._validation import Basis, Calibration, Learner, NumericBasis, check_choice
 from is_core.data.features import finite_numeric_mask
@@ -59,6 +77,25 @@ from is_core.weights._design import MISSING_CATEGORY, DomainDesign, category_tex
 
 __all__ = ["MISSING_CATEGORY", "DomainClassifierRatio"]
 AUTO_BASES: tuple[Basis, ...] = ("linear", "quadratic")  # numeric_basis="auto" picks one
+#: The candidates of ``learner="auto"``, simplest first.
+AUTO_LEARNERS: tuple[str, ...] = ("logistic", "logistic_crosses", "xgboost")
+#: Inverse L2 strengths of the logistic candidates of ``learner="auto"``.
+C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One fully specified domain classifier (a fixed learner, or a candidate of ``auto``)."""
+
+    name: str  # "logistic", "logistic_crosses" or "xgboost"
+    basis: Basis | None = None  # logistic only
+    C: float = 1.0
+    calibration: Calibration | None = None
+    regularized: bool = False  # xgboost: the small-sample settings of learner="auto"
+
+    @property
+    def linear(self) -> bool:
+        return self.name != "xgboost"
 
 
 class DomainClassifierRatio(BaseEstimator):
@@ -69,7 +106,8 @@ class DomainClassifierRatio(BaseEstimator):
     numeric, categorical : list of str
         Feature columns. Constant columns (one value over source and target) carry no
         information about the shift and are dropped (listed in ``dropped_features_``).
-    learner : {"logistic", "xgboost"}, default "logistic"
+    learner : {"logistic", "xgboost", "auto"}, default "logistic"
+        ``"auto"`` picks a candidate by out-of-fold log-loss (see the module docstring).
     n_folds : int, default 5
         Cross-fitting folds (stratified by domain).
     calibration : {None, "sigmoid", "isotonic"}, default None
@@ -92,6 +130,9 @@ class DomainClassifierRatio(BaseEstimator):
         Fit the fold classifiers on at most ``max_fit_rows // 2`` rows per domain (a seeded
         sample); the other rows are scored by all K fold models, which never saw them. None fits
         on every row.
+    max_selection_rows : int or None, default 20_000
+        ``learner="auto"``: score the candidates on at most this many rows of the fitting sample
+        (half per domain, seeded). None: on the whole fitting sample.
 
     Attributes
     ----------
@@ -112,6 +153,15 @@ class DomainClassifierRatio(BaseEstimator):
     numeric_basis_ : str
         The basis used (``"auto"`` resolved); ``basis_log_loss_`` holds each candidate's
         out-of-fold log-loss.
+    learner_ : str
+        The learner used: ``learner``, or the candidate ``"auto"`` chose.
+    candidate_log_loss_, candidate_log_loss_se_ : dict of str to float
+        ``"auto"``: each candidate's out-of-fold log-loss on the selection sample, and the
+        standard error of its paired difference from the best one.
+    C_, calibration_ : the inverse L2 strength and the calibration used.
+    domain_reliability_ : dict of str to list of float
+        Reliability curve of the out-of-fold P(target): per decile of the prediction, its mean
+        (``mean_predicted``), the observed target share (``observed``) and the rows (``rows``).
     dropped_features_ : list of str
     n_source_, n_target_ : int
     """
@@ -134,7 +184,9 @@ class DomainClassifierRatio(BaseEstimator):
         random_state: int | None = None,
         solver: str = "lbfgs",
         max_fit_rows: int | None = None,
+        max_selection_rows: int | None = 20_000,
     ) -> None:
+        self.max_selection_rows = max_selection_rows
         self.max_fit_rows = max_fit_rows
         self.solver = solver
         self.numeric = numeric
@@ -165,31 +217,18 @@ class DomainClassifierRatio(BaseEstimator):
         sample = pd.concat([source[columns].iloc[fit_source], target[columns].iloc[fit_target]],
                            ignore_index=True)
         y = np.r_[np.zeros(len(fit_source), dtype=int), np.ones(len(fit_target), dtype=int)]
-        folds = list(StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state
-                                     ).split(np.zeros(len(y)), y))
-        candidates = AUTO_BASES if (self.learner == "logistic" and self.numeric_basis == "auto"
-                                    ) else (self.numeric_basis,)
-        fits: dict[str, tuple[np.ndarray, np.ndarray, list[Any], DomainDesign | None]] = {}
-        for basis in candidates:
-            # with the logistic learner, "auto" has been expanded into AUTO_BASES above
-            design = (self._design(cast(Basis, basis)).fit(sample)
-                      if self.learner == "logistic" else None)
-            X = design.transform(sample) if design is not None else self._frame(sample)
-            raw, estimators = self._crossfit(X, y, folds)
-            fits[basis] = (np.logaddexp(0.0, raw) - y * raw, raw, estimators, design)
-        del sample, X
-        self.basis_log_loss_ = {b: float(f[0].mean()) for b, f in fits.items()}
-        self.numeric_basis_ = _one_standard_error_choice(
-            candidates, {b: f[0] for b, f in fits.items()})
-        _, raw, self.estimators_, self.design_ = fits[self.numeric_basis_]
-        logit = raw.copy()
-        if self.calibration is not None:
-            for _, test_idx in folds:
-                others = np.ones(len(y), dtype=bool)
-                others[test_idx] = False
-                calibrator = fit_calibrator(self.calibration, raw[others], y[others])
-                logit[test_idx] = apply_calibrator(calibrator, raw[test_idx])
-            self.calibrator_ = fit_calibrator(self.calibration, raw, y)
+        folds = self._folds(y)
+        if self.learner == "auto":
+            chosen = self._select_learner(sample, y)
+            X, self.design_ = self._inputs(chosen, sample)
+            raw, self.estimators_ = self._crossfit(X, y, folds, self._classifier(chosen))
+        else:
+            chosen, raw, self.estimators_, self.design_ = self._fit_fixed(sample, y, folds)
+        del sample
+        self.learner_, self.C_, self.calibration_ = chosen.name, chosen.C, chosen.calibration
+        logit = _crossfit_calibration(raw, y, folds, self.calibration_)
+        if self.calibration_ is not None:
+            self.calibrator_ = fit_calibrator(self.calibration_, raw, y)
         self.n_source_, self.n_target_ = n_s, n_t
         self.n_fit_source_, self.n_fit_target_ = len(fit_source), len(fit_target)
         # The classifier learned the odds at the fitting sample's domain proportions.
@@ -202,6 +241,96 @@ class DomainClassifierRatio(BaseEstimator):
                                                np.r_[logit_source, logit_target]))
         self._calibration_diagnostics(raw, logit, y)
         return self
+
+    def _folds(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state
+                                    ).split(np.zeros(len(y)), y))
+
+    def _fit_fixed(self, sample: pd.DataFrame, y: np.ndarray, folds: list
+                   ) -> tuple[_Candidate, np.ndarray, list[Any], DomainDesign | None]:
+        """``learner="logistic"`` or ``"xgboost"``: one cross-fit per numeric basis (two with
+        ``numeric_basis="auto"``, kept by the one-SE rule)."""
+        candidates = AUTO_BASES if (self.learner == "logistic" and self.numeric_basis == "auto"
+                                    ) else (self.numeric_basis,)
+        fits: dict[str, tuple[np.ndarray, np.ndarray, list[Any], DomainDesign | None]] = {}
+        for basis in candidates:
+            # with the logistic learner, "auto" has been expanded into AUTO_BASES above
+            spec = _Candidate(self.learner, cast(Basis, basis) if self.learner == "logistic"
+                              else None, self.C, self.calibration)
+            X, design = self._inputs(spec, sample)
+            raw, estimators = self._crossfit(X, y, folds, self._classifier(spec))
+            fits[basis] = (_row_log_loss(raw, y), raw, estimators, design)
+        self.basis_log_loss_ = {b: float(f[0].mean()) for b, f in fits.items()}
+        self.numeric_basis_ = _one_standard_error_choice(
+            candidates, {b: f[0] for b, f in fits.items()})
+        _, raw, estimators, design = fits[self.numeric_basis_]
+        return (_Candidate(self.learner, None, self.C, self.calibration), raw, estimators,
+                design)
+
+    # ------------------------------------------------------------------ learner="auto"
+    def _select_learner(self, sample: pd.DataFrame, y: np.ndarray) -> _Candidate:
+        """Score :data:`AUTO_LEARNERS` out of fold on the selection sample; keep the simplest
+        within one standard error of the best (sets ``candidate_log_loss_``)."""
+        rows = self._selection_rows(y)
+        sub, y_sub = sample.iloc[rows].reset_index(drop=True), y[rows]
+        folds = self._folds(y_sub)
+        bases: tuple[Basis, ...] = (
+            AUTO_BASES if self.numeric_basis == "auto" and self.numeric_
+            else ("linear" if self.numeric_basis == "auto" else self.numeric_basis,))
+        plain, plain_loss, basis_loss = self._tune_logistic(sub, y_sub, folds, bases, False)
+        crossed, crossed_loss, _ = self._tune_logistic(
+            sub, y_sub, folds, (cast(Basis, plain.basis),), True)
+        found = {plain.name: (plain, plain_loss), crossed.name: (crossed, crossed_loss)}
+        trees = _Candidate("xgboost", None, calibration=self.calibration or "sigmoid",
+                           regularized=True)
+        raw, _ = self._crossfit(self._frame(sub), y_sub, folds, self._classifier(trees))
+        found[trees.name] = (trees, _row_log_loss(
+            _crossfit_calibration(raw, y_sub, folds, trees.calibration), y_sub))
+        names = tuple(n for n in AUTO_LEARNERS if n in found)
+        loss = {n: found[n][1] for n in names}
+        best = min(names, key=lambda n: loss[n].mean())
+        self.candidate_log_loss_ = {n: float(loss[n].mean()) for n in names}
+        self.candidate_log_loss_se_ = {
+            n: float((loss[n] - loss[best]).std(ddof=1) / np.sqrt(len(y_sub))) for n in names}
+        self.basis_log_loss_, self.numeric_basis_ = basis_loss, plain.basis or "linear"
+        self.n_selection_rows_ = len(y_sub)
+        return found[_one_standard_error_choice(names, loss)][0]
+
+    def _tune_logistic(self, sub: pd.DataFrame, y: np.ndarray, folds: list,
+                       bases: tuple[Basis, ...], crosses: bool
+                       ) -> tuple[_Candidate, np.ndarray, dict[str, float]]:
+        """The logistic candidate: per basis the ``C`` of :data:`C_GRID` with the smallest
+        out-of-fold log-loss (walked upward from the strongest regularization until the loss
+        rises), then the basis by the one-SE rule."""
+        name = "logistic_crosses" if crosses else "logistic"
+        best: dict[str, tuple[_Candidate, np.ndarray]] = {}
+        for basis in bases:
+            X, _ = self._inputs(_Candidate(name, basis), sub)
+            path = [LogisticRegression(solver=self.solver, max_iter=2000, warm_start=True)
+                    for _ in folds]
+            for C in C_GRID:  # ascending: each fold's fit starts from its previous C's optimum
+                raw = np.empty(len(y))
+                for est, (train_idx, test_idx) in zip(path, folds, strict=True):
+                    est.set_params(C=C).fit(_rows(X, train_idx), y[train_idx])
+                    raw[test_idx] = est.decision_function(_rows(X, test_idx))
+                spec = _Candidate(name, basis, C, self.calibration)
+                loss = _row_log_loss(_crossfit_calibration(raw, y, folds, spec.calibration), y)
+                if basis in best and loss.mean() >= best[basis][1].mean():
+                    break  # the loss has turned up: weaker regularization only overfits more
+                best[basis] = (spec, loss)
+        chosen = _one_standard_error_choice(bases, {b: v[1] for b, v in best.items()})
+        return (*best[chosen], {b: float(v[1].mean()) for b, v in best.items()})
+
+    def _selection_rows(self, y: np.ndarray) -> np.ndarray:
+        """Positions in the fitting sample of the rows the candidates are scored on: all, or
+        at most ``max_selection_rows // 2`` per domain (seeded, without replacement)."""
+        if self.max_selection_rows is None or len(y) <= self.max_selection_rows:
+            return np.arange(len(y))
+        cap = self.max_selection_rows // 2
+        rng = np.random.default_rng(self.random_state)
+        parts = [np.flatnonzero(y == label) for label in (0, 1)]
+        return np.sort(np.concatenate([
+            p if len(p) <= cap else rng.choice(p, cap, replace=False) for p in parts]))
 
     def _fit_rows(self, n_source: int, n_target: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the source and target rows the classifiers are fitted on: all rows, or
@@ -236,31 +365,39 @@ class DomainClassifierRatio(BaseEstimator):
         bound memory. The logistic fold models share one design, so their mean logit is the
         logit of their mean coefficients."""
         out = np.empty(len(frame))
-        if self.learner == "logistic":
+        if self.design_ is not None:
             coef = np.mean([est.coef_[0] for est in self.estimators_], axis=0)
             intercept = float(np.mean([est.intercept_[0] for est in self.estimators_]))
         for start in range(0, len(frame), chunk):
             part = frame.iloc[start:start + chunk]
-            if self.learner == "logistic":
-                assert self.design_ is not None  # the logistic learner's fit sets it
+            if self.design_ is not None:  # a logistic learner
                 raw = self.design_.transform(part) @ coef + intercept
             else:
                 X = self._frame(part)
                 raw = np.mean([self._decision(est, X) for est in self.estimators_], axis=0)
-            if self.calibration is not None:
+            if self.calibration_ is not None:
                 raw = apply_calibrator(self.calibrator_, raw)
             out[start:start + chunk] = raw
         return out
 
-    def _crossfit(self, X, y: np.ndarray, folds: list) -> tuple[np.ndarray, list]:
+    def _crossfit(self, X, y: np.ndarray, folds: list, template) -> tuple[np.ndarray, list]:
         raw = np.empty(len(y))
         estimators = []
-        template = self._classifier()
         for train_idx, test_idx in folds:
-            est = clone(template).fit(_rows(X, train_idx), y[train_idx])
+            est = self._fit_one(clone(template), _rows(X, train_idx), y[train_idx])
             raw[test_idx] = self._decision(est, _rows(X, test_idx))
             estimators.append(est)
         return raw, estimators
+
+    def _fit_one(self, est, X, y: np.ndarray):
+        """Fit one fold model; an early-stopped one stops on an inner 20 % split of its own
+        training rows (so the held-out fold stays unseen)."""
+        if getattr(est, "early_stopping_rounds", None) is None:
+            return est.fit(X, y)
+        fit_idx, stop_idx = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y,
+                                             random_state=self.random_state)
+        return est.fit(_rows(X, fit_idx), y[fit_idx],
+                       eval_set=[(_rows(X, stop_idx), y[stop_idx])], verbose=False)
 
     def log_ratio(self, frame: pd.DataFrame) -> np.ndarray:
         """:math:`\\log w(x)` of new rows: the fold classifiers' mean logit (calibrated with the
@@ -276,6 +413,10 @@ class DomainClassifierRatio(BaseEstimator):
         bins = np.array_split(np.argsort(prob, kind="stable"), 10)
         self.calibration_error_ = float(sum(
             len(b) * abs(prob[b].mean() - y[b].mean()) for b in bins if len(b)) / len(y))
+        self.domain_reliability_ = {
+            "mean_predicted": [float(prob[b].mean()) for b in bins if len(b)],
+            "observed": [float(y[b].mean()) for b in bins if len(b)],
+            "rows": [float(len(b)) for b in bins if len(b)]}
 
     # ------------------------------------------------------------------ helpers
     def _select_features(self, source: pd.DataFrame, target: pd.DataFrame,
@@ -291,15 +432,22 @@ class DomainClassifierRatio(BaseEstimator):
                 "export (or, if source and target truly coincide, weighting is unnecessary)",
                 details={"constant_columns": constant},
             )
-        if self.learner == "xgboost":
+        if self.learner in ("xgboost", "auto"):
             self.categories_ = {
                 c: sorted(set(pd.unique(category_text(source[c])))
                           | set(pd.unique(category_text(target[c]))))
                 for c in self.categorical_}
 
-    def _design(self, basis: Basis) -> DomainDesign:
-        return DomainDesign(numeric=self.numeric_, categorical=self.categorical_, basis=basis,
-                            n_knots=self.n_knots, max_categories=self.max_categories)
+    def _inputs(self, spec: _Candidate, sample: pd.DataFrame
+                ) -> tuple[Any, DomainDesign | None]:
+        """The classifier's input of ``sample`` and, for a logistic learner, its fitted design."""
+        if not spec.linear:
+            return self._frame(sample), None
+        design = DomainDesign(numeric=self.numeric_, categorical=self.categorical_,
+                              basis=spec.basis or "linear", n_knots=self.n_knots,
+                              max_categories=self.max_categories,
+                              crosses=spec.name == "logistic_crosses").fit(sample)
+        return design.transform(sample), design
 
     def _frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The XGBoost learner's input: float64 numerics and categoricals with fixed levels."""
@@ -310,8 +458,18 @@ class DomainClassifierRatio(BaseEstimator):
                                                  pd.Index(levels))
         return out
 
-    def _classifier(self):
-        if self.learner == "xgboost":
+    def _classifier(self, spec: _Candidate):
+        if spec.regularized:  # trees for a small domain sample: shallow, subsampled, stopped
+            from xgboost import XGBClassifier
+
+            return XGBClassifier(
+                n_estimators=300, max_depth=3, min_child_weight=5, subsample=0.8,
+                colsample_bytree=0.8, learning_rate=0.1, reg_lambda=1.0,
+                early_stopping_rounds=20, eval_metric="logloss", tree_method="hist",
+                enable_categorical=True, max_cat_to_onehot=8,
+                n_jobs=1 if self.n_jobs is None else self.n_jobs,  # few rows: one thread
+                random_state=self.random_state)
+        if not spec.linear:
             from xgboost import XGBClassifier
 
             return XGBClassifier(
@@ -319,12 +477,12 @@ class DomainClassifierRatio(BaseEstimator):
                 learning_rate=self.learning_rate, tree_method="hist", enable_categorical=True,
                 max_cat_to_onehot=8, n_jobs=self.n_jobs, random_state=self.random_state,
             )
-        return LogisticRegression(C=self.C, solver=self.solver, max_iter=2000)
+        return LogisticRegression(C=spec.C, solver=self.solver, max_iter=2000)
 
     def _decision(self, est, X) -> np.ndarray:
-        if self.learner == "xgboost":
-            return est.predict(X, output_margin=True).astype("float64")
-        return est.decision_function(X)
+        if isinstance(est, LogisticRegression):
+            return est.decision_function(X)
+        return est.predict(X, output_margin=True).astype("float64")
 
     def _check_params(self) -> None:
         for name, choices in (("learner", Learner), ("calibration", Calibration | None),
@@ -335,11 +493,12 @@ class DomainClassifierRatio(BaseEstimator):
             raise ProposalParameterError(f"n_folds={self.n_folds!r} must be an integer ≥ 2",
                                          fix="pass n_folds=2 or more (5 is the default)",
                                          parameter="n_folds")
-        if self.max_fit_rows is not None and self.max_fit_rows < 4 * self.n_folds:
-            raise ProposalParameterError(
-                f"max_fit_rows={self.max_fit_rows!r} leaves too few rows per fold",
-                fix="pass max_fit_rows=None or at least a few thousand",
-                parameter="max_fit_rows")
+        for name in ("max_fit_rows", "max_selection_rows"):
+            value = getattr(self, name)
+            if value is not None and value < 4 * self.n_folds:
+                raise ProposalParameterError(
+                    f"{name}={value!r} leaves too few rows per fold",
+                    fix=f"pass {name}=None or at least a few thousand", parameter=name)
 
     def _check_inputs(
         self, source: pd.DataFrame, target: pd.DataFrame, numeric: list[str], categorical: list[str]
@@ -382,6 +541,26 @@ def _one_standard_error_choice(candidates: tuple[str, ...], row_loss: dict[str, 
         if diff.mean() <= se:
             return basis
     return best
+
+
+def _row_log_loss(logit: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's log-loss of the domain label given the logit, computed in log space."""
+    return np.logaddexp(0.0, logit) - y * logit
+
+
+def _crossfit_calibration(raw: np.ndarray, y: np.ndarray, folds: list,
+                          method: Calibration | None) -> np.ndarray:
+    """Calibrated out-of-fold logits: fold k's scores mapped by the calibrator fitted on the
+    other folds' out-of-fold scores (the raw scores unchanged when ``method`` is None)."""
+    logit = raw.copy()
+    if method is None:
+        return logit
+    for _, test_idx in folds:
+        others = np.ones(len(y), dtype=bool)
+        others[test_idx] = False
+        calibrator = fit_calibrator(method, raw[others], y[others])
+        logit[test_idx] = apply_calibrator(calibrator, raw[test_idx])
+    return logit
 
 
 def _rows(X, idx: np.ndarray):

@@ -29,7 +29,8 @@ class TestChoices:
 
     def test_tuples_are_derived_from_the_aliases(self):
         assert v.CLIP_METHODS == get_args(v.ClipMethod)
-        assert v.literal_values(v.ProposalLearner) == ("logistic", "xgboost", "logged_propensity")
+        assert v.literal_values(v.ProposalLearner) == (
+            "auto", "logistic", "xgboost", "logged_propensity")
         assert v.literal_values(v.NumericBasis) == ("auto", "linear", "quadratic", "spline")
         assert v.literal_values(v.Calibration | None) == ("sigmoid", "isotonic", None)
 
