@@ -26,6 +26,19 @@ are plain.
 Part 3 (``--scale``): seconds and peak RSS of the default weight estimator at 1M and 10M rows
 (source + target, half each), each in a fresh subprocess.
 
+Part 4 (``--only-clip-rmse``): the SNIS target-CTR RMSE of each clip method with the TRUE
+weights, as a ratio to no clipping with its Monte-Carlo SE, and the share of rows clipped (issue
+16); written to ``results/clip_rmse.txt`` and ``clip_rmse.json``.
+
+Part 5 (``--only-coverage``): coverage of nominal 95 % target-CTR intervals with ESTIMATED
+weights (the logistic proposal, default basis) at n_source : n_target = 1:1, 4:1, 16:1, 64:1
+(mean shift, d = 10, ``--coverage-n-source`` source rows): the known-weights delta interval with
+the old symmetric bounds and with the logit-scale bounds of ``snis_estimate``, and the
+proposal-aware interval
+(:func:`~is_core.weights.intervals.proposal_aware_snis_estimate`); with the Monte-Carlo SE of
+each coverage and the share of intervals leaving [0, 1] (issue 16); written to
+``results/coverage.txt`` and ``coverage.json``.
+
 Run:  .venv/bin/python benchmarks/weights_accuracy.py [--seeds 200] [--n 2000] [--scale]
 """
 
@@ -49,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from is_core.simulate.gaussian import GaussianShift, gaussian_scenarios  # noqa: E402
-from is_core.weights.clipping import clip_log_weights  # noqa: E402
+from is_core.weights.clipping import clip_log_weights, share_of_shift_kept  # noqa: E402
 from is_core.weights.diagnostics import diagnose_weights, evaluate_gates, weight_nmse  # noqa: E402
 from is_core.weights.domain import DomainClassifierRatio  # noqa: E402
 from is_core.weights.estimators import (  # noqa: E402
@@ -59,6 +72,7 @@ from is_core.weights.estimators import (  # noqa: E402
     naive_estimate,
     snis_estimate,
 )
+from is_core.weights.intervals import proposal_aware_snis_from_model  # noqa: E402
 from is_core.weights.normalize import normalize_log_weights  # noqa: E402
 
 CLIPS = ("none", "quantile", "ionides", "psis", "auto")
@@ -239,6 +253,154 @@ def scale_table(sizes: tuple[int, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------- part 4
+CLIP_RMSE_SCENARIOS = ("mean_shift", "variance_shift", "heavy_tail")
+
+
+def rmse_ratio(errors: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    r"""RMSE(errors) / RMSE(reference) over paired seeds, and its Monte-Carlo standard error.
+
+    Delta method on :math:`\log R = \tfrac12(\log \overline{e^2} - \log \overline{r^2})`:
+    :math:`SE(R) = R \cdot \tfrac12\, sd(z) / \sqrt S`,
+    :math:`z_s = e_s^2 / \overline{e^2} - r_s^2 / \overline{r^2}` (the seeds are paired).
+    """
+    a, b = np.mean(np.square(errors)), np.mean(np.square(reference))
+    ratio = float(np.sqrt(a / b))
+    z = np.square(errors) / a - np.square(reference) / b
+    return ratio, float(ratio * 0.5 * np.std(z, ddof=1) / np.sqrt(errors.size))
+
+
+def clip_rmse_table(scenarios: dict[str, GaussianShift], seeds: int, n: int) -> pd.DataFrame:
+    """SNIS target-CTR RMSE of each clip method relative to no clipping, TRUE weights (issue 16).
+
+    Per scenario × clip: RMSE, the ratio to the unclipped RMSE with its Monte-Carlo SE, the mean
+    and largest share of rows clipped, and the median share of the shift kept.
+    """
+    rows = []
+    for name in CLIP_RMSE_SCENARIOS:
+        scenario, errors = scenarios[name], {clip: [] for clip in CLIPS}
+        fractions, kept = {clip: [] for clip in CLIPS}, {clip: [] for clip in CLIPS}
+        for seed in range(seeds):
+            sample = scenario.sample(n, n, np.random.default_rng([seed, 4]))
+            y = sample.source["clicked"].to_numpy(dtype=float)
+            log_w = sample.true_log_w_source
+            for clip in CLIPS:
+                result = clip_log_weights(log_w, clip, y=y)
+                w = np.exp(result.log_w - result.log_w.max())
+                errors[clip].append(w @ y / w.sum() - scenario.target_ctr)
+                fractions[clip].append(result.clipped_fraction)
+                share = share_of_shift_kept(log_w, result.log_w, y)
+                kept[clip].append(np.nan if share is None else share)
+        reference = np.asarray(errors["none"])
+        for clip in CLIPS:
+            e = np.asarray(errors[clip])
+            ratio, se = rmse_ratio(e, reference)
+            rows.append({"scenario": name, "clip": clip, "seeds": seeds,
+                         "rmse": float(np.sqrt(np.mean(e**2))), "ratio_to_none": ratio,
+                         "ratio_se": se, "mean_clipped": float(np.mean(fractions[clip])),
+                         "max_clipped": float(np.max(fractions[clip])),
+                         "median_shift_kept": float(np.nanmedian(kept[clip]))
+                         if np.isfinite(kept[clip]).any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def run_clip_rmse(seeds: int, n: int) -> None:
+    """Part 4 alone: print the table, write ``results/clip_rmse.txt`` and ``clip_rmse.json``."""
+    started = time.perf_counter()
+    table = clip_rmse_table(gaussian_scenarios(d=10), seeds, n)
+    title = (f"Part 4: SNIS RMSE by clip, TRUE weights, {n} + {n} rows, d = 10, {seeds} seeds "
+             "(targets, issue 16: auto <= 1.02 x none on mean/variance shift with <= 10 % of "
+             "rows clipped, <= 0.9 x none on the heavy tail)")
+    _print(title, table)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    text = f"## {title}\n\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    (out / "clip_rmse.txt").write_text(
+        f"# .venv/bin/python benchmarks/weights_accuracy.py --only-clip-rmse --seeds {seeds} "
+        f"--n {n}\n{text}\n# {time.perf_counter() - started:.0f} s\n")
+    (out / "clip_rmse.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+
+
+# ---------------------------------------------------------------------------- part 5
+COVERAGE_RATIOS = (1, 4, 16, 64)
+Z95 = 1.959963984540054
+
+
+def proposal_coverage_records(scenario: GaussianShift, n_source: int, ratio: int, seed: int
+                              ) -> list[dict[str, Any]]:
+    """One draw at ``n_source : n_source // ratio``: each interval's coverage facts."""
+    n_target = n_source // ratio
+    sample = scenario.sample(n_source, n_target, np.random.default_rng([seed, 5, ratio]))
+    y = sample.source["clicked"].to_numpy(dtype=float)
+    started = time.perf_counter()
+    model = DomainClassifierRatio(numeric=sample.features, learner="logistic",
+                                  random_state=seed).fit(sample.source, sample.target)
+    fit_seconds = time.perf_counter() - started
+    known = snis_estimate(y, np.exp(model.log_ratio_source_))
+    started = time.perf_counter()
+    aware = proposal_aware_snis_from_model(model, sample.source, sample.target, y)
+    interval_seconds = time.perf_counter() - started
+    truth = scenario.target_ctr
+    bounds = {"known weights, symmetric (old)": (known.value - Z95 * known.std_error,
+                                                 known.value + Z95 * known.std_error),
+              "known weights, logit": (known.ci_low, known.ci_high),
+              "proposal-aware, logit": (aware.ci_low, aware.ci_high)}
+    return [{"ratio": f"{ratio}:1", "n_source": n_source, "n_target": n_target, "seed": seed,
+             "interval": name, "value": known.value, "error": known.value - truth,
+             "std_error": aware.std_error if name.startswith("proposal") else known.std_error,
+             "covered": bool(low <= truth <= high), "width": high - low,
+             "outside_unit": bool(low < 0 or high > 1), "basis": model.numeric_basis_,
+             "fit_seconds": fit_seconds, "interval_seconds": interval_seconds}
+            for name, (low, high) in bounds.items()]
+
+
+def proposal_coverage_table(n_source: int, max_seeds: int, budget_seconds: float
+                            ) -> pd.DataFrame:
+    r"""Coverage per ratio × interval over as many seeds (each ratio the same) as fit in
+    ``budget_seconds``, at most ``max_seeds``; the coverage's Monte-Carlo SE is the binomial
+    :math:`\sqrt{c(1-c)/S}`, ``sd`` the sd of the estimate over seeds (what a correct SE
+    estimates)."""
+    scenario = gaussian_scenarios(d=10)["mean_shift"]
+    records: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for seed in range(max_seeds):
+        for ratio in COVERAGE_RATIOS:
+            records.extend(proposal_coverage_records(scenario, n_source, ratio, seed))
+        if time.perf_counter() - started > budget_seconds:
+            break
+    frame = pd.DataFrame(records)
+    table = (frame.groupby(["ratio", "interval"], sort=False)
+             .agg(n_target=("n_target", "first"), seeds=("covered", "size"),
+                  coverage=("covered", "mean"), bias=("error", "mean"), sd=("value", "std"),
+                  mean_se=("std_error", "mean"), mean_width=("width", "mean"),
+                  outside_unit=("outside_unit", "mean"),
+                  quadratic=("basis", lambda b: float(np.mean(b == "quadratic"))),
+                  interval_s=("interval_seconds", "mean"))
+             .reset_index())
+    table.insert(5, "coverage_se", np.sqrt(table["coverage"] * (1 - table["coverage"])
+                                           / table["seeds"]))
+    return table
+
+
+def run_proposal_coverage(n_source: int, max_seeds: int, budget_seconds: float) -> None:
+    """Part 5 alone: print the table, write ``results/coverage.txt`` and ``coverage.json``."""
+    started = time.perf_counter()
+    table = proposal_coverage_table(n_source, max_seeds, budget_seconds)
+    truth = gaussian_scenarios(d=10)["mean_shift"].target_ctr
+    title = (f"Part 5: coverage of nominal 95 % target-CTR intervals, ESTIMATED weights "
+             f"(logistic proposal, default basis), mean shift d = 10, target CTR {truth:.4f}, "
+             f"{n_source} source rows (target 92-98 % in every cell)")
+    _print(title, table)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    text = f"## {title}\n\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    (out / "coverage.txt").write_text(
+        f"# .venv/bin/python benchmarks/weights_accuracy.py --only-coverage --seeds {max_seeds}"
+        f" --coverage-n-source {n_source} --coverage-seconds {budget_seconds:g}\n{text}\n"
+        f"# {time.perf_counter() - started:.0f} s\n")
+    (out / "coverage.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+
+
 # ---------------------------------------------------------------------------- main
 def _print(title: str, frame: pd.DataFrame) -> None:
     print(f"\n## {title}\n")
@@ -252,11 +414,25 @@ def main() -> None:
     parser.add_argument("--weight-seeds", type=int, default=3, help="replications, part 1")
     parser.add_argument("--scale", action="store_true", help="also time 1M and 10M rows")
     parser.add_argument("--only-scale", action="store_true", help="run part 3 only")
+    parser.add_argument("--only-clip-rmse", action="store_true",
+                        help="run part 4 only (SNIS RMSE by clip, true weights; --seeds, --n)")
+    parser.add_argument("--only-coverage", action="store_true",
+                        help="run part 5 only (interval coverage with estimated weights; "
+                        "--seeds is the most seeds per cell)")
+    parser.add_argument("--coverage-n-source", type=int, default=8000)
+    parser.add_argument("--coverage-seconds", type=float, default=480.0,
+                        help="part 5: stop adding seeds after this many seconds")
     parser.add_argument("--scale-sizes", default="1000000,10000000")
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_child:
         scale_child(args.scale_child)
+        return
+    if args.only_coverage:
+        run_proposal_coverage(args.coverage_n_source, args.seeds, args.coverage_seconds)
+        return
+    if args.only_clip_rmse:
+        run_clip_rmse(args.seeds, args.n)
         return
     if args.only_scale:
         _print("Part 3: default estimator at scale (mean shift, d = 10, 5 folds)",

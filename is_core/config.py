@@ -105,8 +105,10 @@ class ProposalConfig(_Strict):
     propensities (see :mod:`is_core.weights.domain` and :mod:`is_core.weights.normalize`)."""
 
     learner: ProposalLearner = Field(
-        "logistic", description="Domain classifier, or 'logged_propensity': exact policy weights "
-        "pi_1/pi_0 from columns.logging_propensity and target_propensity.")
+        "auto", description="Domain classifier ('auto': logistic with C tuned, logistic with "
+        "categorical crosses, or calibrated XGBoost, picked by out-of-fold log-loss with the "
+        "one-standard-error rule), or 'logged_propensity': exact policy weights pi_1/pi_0 from "
+        "columns.logging_propensity and target_propensity.")
     n_folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds.")
     numeric_basis: NumericBasis = Field(
         "auto", description="How numerics enter the logistic learner; 'auto' picks linear or "
@@ -153,14 +155,19 @@ class WeightGatesConfig(_Strict):
     max_weight_share_warn: float | None = Field(0.05, gt=0, le=1)
     max_weight_share_fail: float | None = Field(None, gt=0, le=1)
     min_logged_spearman_warn: float | None = Field(0.5, ge=-1, le=1)
+    max_clipped_fraction_warn: float | None = Field(
+        0.10, ge=0, le=1, description="Share of rows whose weight the clip capped; the warning "
+        "names the share of the shift the clip kept.")
+    max_clipped_fraction_fail: float | None = Field(None, ge=0, le=1)
 
 
 class WeightsConfig(_Strict):
     """Clipping, normalization and gates of the importance weights."""
 
     clip: ClipMethod = Field(
-        "auto", description="'auto' picks the cap minimizing the estimated MSE of the SNIS "
-        "target-CTR estimate (is_core.weights.clipping).")
+        "auto", description="'auto' picks the strongest cap (clipping at most 10 % of rows) "
+        "whose SNIS target-CTR estimate agrees with every weaker cap's, a Lepski-type rule "
+        "(is_core.weights.clipping.auto_clip).")
     clip_quantile: float = Field(0.99, gt=0.5, le=1.0, description="For clip='quantile'.")
     clip_max_weight: float | None = Field(None, gt=0, description="For clip='hard'.")
     normalize_per: NormalizePer = Field(

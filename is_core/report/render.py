@@ -51,7 +51,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         " — 0.5 means no detectable shift, 1 means disjoint support",
         f"- Kish ESS: {w['ess']:.1f} of {w['n']} source rows (ESS/n = {w['ess_fraction']:.3f})",
         f"- clipping: {w['clip_method']} (cap on log weight {_fmt(w['clip_log_cap'])}, "
-        f"{100 * w['clipped_fraction']:.2f} % of rows clipped)",
+        f"{100 * w['clipped_fraction']:.2f} % of rows clipped, share of the shift kept "
+        f"{_fmt(w.get('shift_kept'), 3)}; 1 = all, 0 = collapsed onto the source mean)",
         f"- largest final weight's share of the total: {w['max_weight_share']:.2e}",
         "- raw weight quantiles: " + ", ".join(
             f"{k}={_fmt(v, 3)}" for k, v in w["raw_quantiles"].items()),
@@ -177,6 +178,7 @@ def _weights_html(report: dict[str, Any]) -> str:
         {"diagnostic": "source rows", "value": w["n"]},
         {"diagnostic": "clip method", "value": w["clip_method"]},
         {"diagnostic": "rows clipped", "value": w["clipped_fraction"]},
+        {"diagnostic": "share of the shift kept", "value": w.get("shift_kept")},
         {"diagnostic": "largest weight's share", "value": w["max_weight_share"]},
         {"diagnostic": "domain AUC", "value": report["proposal"].get("domain_auc")},
     ])]

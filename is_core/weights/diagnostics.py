@@ -7,6 +7,9 @@ r"""Weight diagnostics and the gates that refuse unreliable weights.
 * **Largest-weight share** :math:`\max_i w_i / \sum_j w_j`: one row carrying the estimate.
 * **Domain AUC** of the proposal model: 0.5 no detectable shift, 1 disjoint support.
 * Optionally the agreement of estimated and **logged-propensity** weights (Spearman, NMSE).
+* **Rows clipped** and, given the labels, the **share of the shift kept** by the clip
+  (:func:`is_core.weights.clipping.share_of_shift_kept`: 1 all of it, 0 collapsed onto the
+  naive source mean).
 
 A **gate** turns a diagnostic into pass / warn / fail; :func:`evaluate_gates` applies them and
 :func:`enforce_gates` raises :class:`WeightDiagnosticsError` on any failure.
@@ -21,6 +24,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from is_core.errors import WeightDiagnosticsError
+from is_core.weights.clipping import share_of_shift_kept
 from is_core.weights.psis import khat_threshold, pareto_khat
 
 QUANTILES = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
@@ -84,6 +88,7 @@ class WeightDiagnostics:
     clipped_fraction: float
     domain_auc: float | None = None
     logged_comparison: dict[str, float] | None = None
+    shift_kept: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,8 +102,12 @@ def diagnose_weights(
     clip_log_cap: float,
     domain_auc: float | None = None,
     logged_comparison: dict[str, float] | None = None,
+    y: np.ndarray | None = None,
 ) -> WeightDiagnostics:
-    """Kish ESS (final and raw), k̂ of the raw weights, largest share, quantiles."""
+    """Kish ESS (final and raw), k̂ of the raw weights, largest share, quantiles.
+
+    With the source labels ``y``, also the share of the shift the clip kept.
+    """
     log_w_raw = np.asarray(log_w_raw, dtype=float)
     final_w = np.asarray(final_w, dtype=float)
     n = final_w.size
@@ -119,6 +128,7 @@ def diagnose_weights(
         clipped_fraction=float(np.mean(np.asarray(log_w_clipped) < log_w_raw)),
         domain_auc=domain_auc,
         logged_comparison=logged_comparison,
+        shift_kept=None if y is None else share_of_shift_kept(log_w_raw, log_w_clipped, y),
     )
 
 
@@ -139,6 +149,8 @@ class WeightGates:
     max_weight_share_warn: float | None = 0.05
     max_weight_share_fail: float | None = None
     min_logged_spearman_warn: float | None = 0.5
+    max_clipped_fraction_warn: float | None = 0.10
+    max_clipped_fraction_fail: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,9 @@ _FIXES = {
     "domain_auc": "source and target are (almost) separable: the source does not cover the "
     "target; check that both come from the same feature pipeline and window",
     "max_weight_share": "a handful of rows dominate the estimate: clip harder",
+    "clipped_fraction": "the clip caps many rows and may remove the shift it should correct: "
+    "check the share of the shift kept, use a milder weights.clip (e.g. 'ionides' or 'psis'), "
+    "or improve the proposal model so fewer weights need capping",
     "logged_spearman": "the estimated weights disagree with the logged propensities: check the "
     "proposal features and the propensity logging",
 }
@@ -204,7 +219,21 @@ def evaluate_gates(diagnostics: WeightDiagnostics, gates: WeightGates | None = N
         _gate("max_weight_share", diagnostics.max_weight_share, g.max_weight_share_warn,
               g.max_weight_share_fail, upper=True),
         _gate("logged_spearman", logged, g.min_logged_spearman_warn, None, upper=False),
+        _clipped_fraction_gate(diagnostics, g),
     ]
+
+
+def _clipped_fraction_gate(diagnostics: WeightDiagnostics, g: WeightGates) -> GateResult:
+    """The rows-clipped gate; its message names the share of the shift the clip kept."""
+    result = _gate("clipped_fraction", diagnostics.clipped_fraction, g.max_clipped_fraction_warn,
+                   g.max_clipped_fraction_fail, upper=True)
+    if result.status == "pass":
+        return result
+    kept = diagnostics.shift_kept
+    share = ("no detectable shift to keep" if kept is None
+             else f"the clip keeps {100 * kept:.0f} % of the shift (naive → unclipped SNIS)")
+    return GateResult(result.gate, result.value, result.status, result.warn_threshold,
+                      result.fail_threshold, f"{result.message} [{share}]")
 
 
 def enforce_gates(results: list[GateResult], diagnostics: WeightDiagnostics | None = None

@@ -70,6 +70,10 @@ class ProposalResult(TypedDict):
     domain_auc: float
     calibration_slope: float | None
     calibration_error: float | None
+    chosen_learner: str
+    C: float
+    candidate_log_loss: dict[str, float] | None
+    domain_reliability: dict[str, list[float]]
     dropped_features: list[str]
     logged_comparison: dict[str, float] | None
     seconds: float
@@ -183,6 +187,10 @@ def _proposal_summary(proposal: ProposalConfig, model: DomainClassifierRatio, pa
         "domain_auc": model.domain_auc_,
         "calibration_slope": model.calibration_slope_,
         "calibration_error": model.calibration_error_,
+        "chosen_learner": model.learner_,
+        "C": model.C_,
+        "candidate_log_loss": getattr(model, "candidate_log_loss_", None),
+        "domain_reliability": model.domain_reliability_,
         "dropped_features": model.dropped_features_,
         "logged_comparison": comparison,
         "seconds": seconds,
@@ -212,7 +220,8 @@ def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inpu
     # clipped SNIS intervals are bias-guarded by the unclipped ones (is_core.weights.estimators)
     unclipped = None if weights.clip == "none" else normalize_log_weights(log_w, partition)
     diagnostics = diagnose_weights(log_w, clip.log_w, final, weights.clip, clip.log_cap,
-                                   proposal.get("domain_auc"), proposal.get("logged_comparison"))
+                                   proposal.get("domain_auc"), proposal.get("logged_comparison"),
+                                   y=y)
     gates = evaluate_gates(diagnostics, WeightGates(min_ess_fraction_fail=weights.min_ess_fraction,
                                                     **weights.gates.model_dump()))
     path = _write_weights(columns, source, log_w, clip, final, out_dir)

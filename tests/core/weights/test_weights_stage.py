@@ -49,9 +49,11 @@ def test_default_weights_are_diagnosed_and_gated(small_data_root, default_propos
     out = _weights(small_data_root, proposal, tmp_path)
     d = out["diagnostics"]
     assert {g["gate"] for g in d["gates"]} == {"ess_fraction", "khat", "domain_auc",
-                                              "max_weight_share", "logged_spearman"}
+                                              "max_weight_share", "logged_spearman",
+                                              "clipped_fraction"}
     assert all(g["status"] in ("pass", "warn") for g in d["gates"])
-    assert d["clip_method"] == "auto" and 0 <= d["clipped_fraction"] < 0.5
+    assert d["clip_method"] == "auto" and 0 <= d["clipped_fraction"] <= 0.10
+    assert "shift_kept" in d and "shift_kept" in d["clip"]["details"]
     assert proposal["numeric_basis"] in ("linear", "quadratic")
     frame = pd.read_parquet(out["path"])
     assert frame["final_weight"].mean() == pytest.approx(1.0)
