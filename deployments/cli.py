@@ -60,7 +60,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    args.config = args.config or str(DEMO_CONFIG)
     config = _config(args.config)
     if args.regenerate or not Path(config.data.root, "source").exists():
         gen = argparse.Namespace(
@@ -186,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="generate the demo dataset (once) and run daily_retrain")
-    demo.add_argument("--config", help="YAML/TOML config (default: built-in defaults)")
+    demo.add_argument("--config", help="YAML/TOML config (default: configs/demo.yaml)")
     demo.add_argument("--regenerate", action="store_true", help="rewrite the demo data")
     demo.set_defaults(func=cmd_demo)
 

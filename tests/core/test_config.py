@@ -69,3 +69,17 @@ def test_configs_default_yaml_is_the_model_default():
 
     path = REPO_ROOT / "configs" / "default.yaml"
     assert IsbenchConfig.from_file(path) == IsbenchConfig()
+
+
+def test_the_demo_config_uses_the_demo_logs_exact_logging_policy():
+    """configs/demo.yaml (what ``isbench demo`` runs) weights by the logged propensities: its
+    target propensity is the uniform exploration policy of the demo's world."""
+    from is_core.simulate.clicklog import ClickScenario
+
+    config = IsbenchConfig.from_file(REPO_ROOT / "configs" / "demo.yaml")
+    world = ClickScenario()
+    assert config.proposal.learner == "logged_propensity"
+    assert config.proposal.target_propensity == pytest.approx(
+        1 / (world.n_items * world.n_positions), rel=1e-12)
+    assert config.proposal.context_features == ["user_segment"]
+    assert config.columns == IsbenchConfig().columns
