@@ -312,13 +312,18 @@ def run_clip_rmse(seeds: int, n: int) -> None:
              "(targets, issue 16: auto <= 1.02 x none on mean/variance shift with <= 10 % of "
              "rows clipped, <= 0.9 x none on the heavy tail)")
     _print(title, table)
+    _write_part("clip_rmse", f"--only-clip-rmse --seeds {seeds} --n {n}", title, table, started)
+
+
+def _write_part(name: str, flags: str, title: str, table: pd.DataFrame, started: float) -> None:
+    """``results/<name>.txt`` (the command, the table, the seconds) and ``<name>.json``."""
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     text = f"## {title}\n\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    (out / "clip_rmse.txt").write_text(
-        f"# .venv/bin/python benchmarks/weights_accuracy.py --only-clip-rmse --seeds {seeds} "
-        f"--n {n}\n{text}\n# {time.perf_counter() - started:.0f} s\n")
-    (out / "clip_rmse.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+    (out / f"{name}.txt").write_text(
+        f"# .venv/bin/python benchmarks/weights_accuracy.py {flags}\n{text}\n"
+        f"# {time.perf_counter() - started:.0f} s\n")
+    (out / f"{name}.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
 
 
 # ---------------------------------------------------------------------------- part 5
@@ -391,14 +396,8 @@ def run_proposal_coverage(n_source: int, max_seeds: int, budget_seconds: float) 
              f"(logistic proposal, default basis), mean shift d = 10, target CTR {truth:.4f}, "
              f"{n_source} source rows (target 92-98 % in every cell)")
     _print(title, table)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    text = f"## {title}\n\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    (out / "coverage.txt").write_text(
-        f"# .venv/bin/python benchmarks/weights_accuracy.py --only-coverage --seeds {max_seeds}"
-        f" --coverage-n-source {n_source} --coverage-seconds {budget_seconds:g}\n{text}\n"
-        f"# {time.perf_counter() - started:.0f} s\n")
-    (out / "coverage.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+    _write_part("coverage", f"--only-coverage --seeds {max_seeds} --coverage-n-source "
+                f"{n_source} --coverage-seconds {budget_seconds:g}", title, table, started)
 
 
 # ---------------------------------------------------------------------------- main
