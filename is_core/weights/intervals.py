@@ -88,7 +88,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.special import expit
-from sklearn.model_selection import StratifiedKFold
 
 from is_core._validation import check_length
 from is_core.errors import ParameterError
@@ -285,9 +284,8 @@ def _crossfit_folds(model: Any) -> np.ndarray:
     n_s, n_t = model.n_source_, model.n_target_
     fit_source, fit_target = model._fit_rows(n_s, n_t)
     labels = np.r_[np.zeros(len(fit_source), dtype=int), np.ones(len(fit_target), dtype=int)]
-    split = StratifiedKFold(model.n_folds, shuffle=True, random_state=model.random_state)
     sample_fold = np.empty(labels.size, dtype=int)
-    for k, (_, test_idx) in enumerate(split.split(np.zeros(labels.size), labels)):
+    for k, (_, test_idx) in enumerate(model._folds(labels)):
         sample_fold[test_idx] = k
     fold = np.full(n_s + n_t, -1, dtype=int)
     fold[np.r_[fit_source, n_s + fit_target]] = sample_fold
