@@ -107,8 +107,9 @@ class ProposalConfig(_Strict):
     learner: ProposalLearner = Field(
         "auto", description="Domain classifier ('auto': logistic with C tuned, logistic with "
         "categorical crosses, or calibrated XGBoost, picked by out-of-fold log-loss with the "
-        "one-standard-error rule), or 'logged_propensity': exact policy weights pi_1/pi_0 from "
-        "columns.logging_propensity and target_propensity.")
+        "one-standard-error rule; but the exact policy weights whenever the source carries "
+        "columns.logging_propensity and target_propensity is set), or 'logged_propensity': "
+        "always the exact policy weights pi_1/pi_0.")
     n_folds: int = Field(5, ge=2, le=20, description="Cross-fitting folds.")
     numeric_basis: NumericBasis = Field(
         "auto", description="How numerics enter the logistic learner; 'auto' picks linear or "
@@ -133,7 +134,7 @@ class ProposalConfig(_Strict):
         "source it gives exact policy weights, compared with the estimated ones in the "
         "diagnostics (or used as the weights with learner='logged_propensity').")
     context_features: list[str] | None = Field(
-        None, description="learner='logged_propensity' only: context (user) columns whose "
+        None, description="With logged policy weights: context (user) columns whose "
         "source/target shift is estimated by the domain classifier and multiplied into the "
         "logged policy weights, w = p(u)/q(u) * pi_1/pi_0. None: the context is assumed "
         "unshifted.")
@@ -176,6 +177,9 @@ class WeightsConfig(_Strict):
     min_ess_fraction: float = Field(
         0.01, ge=0, le=1, description="Fail the run when Kish ESS/n of the final weights is lower."
     )
+    doubly_robust: bool = Field(
+        True, description="Also estimate the target CTR doubly robustly (a cross-fitted XGBoost "
+        "click model plus the weighted residuals, bounded to [0, 1]).")
     gates: WeightGatesConfig = Field(default_factory=WeightGatesConfig)
 
     @model_validator(mode="after")

@@ -178,7 +178,7 @@ def compute_weights(config: IsbenchConfig, inputs: Inputs, proposal: ProposalRes
     logger = get_run_logger()
     try:
         out = _weights(config.weights, config.columns, inputs, proposal, staging,
-                       random_state=config.random_state)
+                       random_state=config.random_state, n_jobs=config.train.n_jobs)
     except WeightDiagnosticsError as exc:
         _gates_artifact(exc.details.get("gates", []), inputs["run_date"])
         logger.error("weight gates failed: %s", exc.what)

@@ -67,8 +67,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                      f"{est['ci_high']:.5f}] |")
     lines += [
         "",
-        "`naive` is the source click rate (ignores the shift); `is_raw` uses the unclipped raw "
-        "weights; `snis` the final (clipped, self-normalized) weights.",
+        TARGET_CTR_NOTE,
+        "",
+        f"The `snis` interval: {w.get('snis_interval', 'known weights')}.",
         "",
         "## Inputs",
         "",
@@ -83,6 +84,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += validation_markdown(report["validation"])
     lines.append("")
     return "\n".join(lines)
+
+
+#: What each target-CTR estimator is (the Markdown and the HTML report).
+TARGET_CTR_NOTE = (
+    "`naive` is the source click rate (ignores the shift); `is_raw` uses the unclipped raw "
+    "weights; `snis` the final (clipped, self-normalized) weights, `snis_bootstrap` the same "
+    "with a bootstrap interval; `snis_known_weights`, when shown, the `snis` estimate with an "
+    "interval that treats the fitted weights as exact (too narrow when the target sample is "
+    "small); `dr` the doubly robust estimate: a cross-fitted click model's mean over the target "
+    "rows, corrected by the weighted source residuals and kept inside [0, 1].")
 
 
 # ---------------------------------------------------------------------------- HTML
@@ -116,7 +127,11 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(_weights_html(report))
     parts.append(html.section("Target CTR estimates", html.table(
         [{"estimator": k, "value": v["value"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
-         for k, v in sorted(report["target_ctr"].items())]), anchor="target-ctr"))
+         for k, v in sorted(report["target_ctr"].items())]),
+        html.paragraph(f"{TARGET_CTR_NOTE} The snis interval: "
+                       f"{report['weights'].get('snis_interval', 'known weights')}."
+                       .replace("`", "")),
+        anchor="target-ctr"))
     parts += _promotion_html(report.get("promotion"))
     parts.append(html.section("Inputs", html.table(
         [{"role": r, "rows": v["rows"], "expectations": v["evaluated"], "failed": v["failed"],

@@ -7,7 +7,16 @@ r"""Estimators of the target CTR from labeled source rows and importance weights
   method, averaged over the *target* rows :math:`t`):
   :math:`\hat\mu_{DR} = \frac1{n_t}\sum_t m(x_t) + \sum_i w_i (y_i - m(x_i)) / \sum_i w_i`;
   consistent if either the weights or the CTR model are right (Robins, Rotnitzky & Zhao 1994;
-  Dudík, Langford & Li 2011).
+  Dudík, Langford & Li 2011). That additive form can leave [0, 1] (-0.0021 with 3 clicks in
+  2,000 rows); for click labels :func:`dr_estimate` uses the bounded form instead: shift the
+  CTR model on the logit scale, :math:`m^* = \operatorname{expit}(\operatorname{logit} m +
+  \hat\varepsilon)`, with :math:`\hat\varepsilon` chosen so that
+  :math:`\sum_i w_i (y_i - m^*(x_i)) = 0`; then the residual term vanishes and
+  :math:`\hat\mu_{DR} = \frac1{n_t}\sum_t m^*(x_t)`, a mean of probabilities. It keeps the
+  double robustness (right weights: the weighted score equation makes the residual correction
+  exact; right model: :math:`\hat\varepsilon \to 0`) and the same first-order variance,
+  evaluated at :math:`m^*` (the targeted maximum-likelihood step; van der Laan & Rose 2011).
+  The bootstrap's ``dr`` replicates use the additive form at the given :math:`m`.
 
 Confidence intervals are normal-approximation intervals: for the naive and IS means the sample
 standard error; for SNIS the delta method (ratio estimator),
@@ -49,8 +58,10 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit
 
-from is_core._validation import EstimatorName, check_choice
+from is_core._validation import EstimatorName, check_choice, check_sample_weight
 from is_core.errors import ParameterError
 
 
@@ -144,20 +155,71 @@ def snis_estimate(y: np.ndarray, w: np.ndarray, level: float = 0.95,
 
 def dr_estimate(y: np.ndarray, w: np.ndarray, m_source: np.ndarray, m_target: np.ndarray,
                 level: float = 0.95, w_unclipped: np.ndarray | None = None) -> Estimate:
-    """Doubly robust estimate with the CTR model's predictions on source and target rows
-    (bias-guarded interval with ``w_unclipped``, as :func:`snis_estimate`)."""
+    r"""Doubly robust estimate with the CTR model's predictions on source and target rows
+    (bias-guarded interval with ``w_unclipped``, as :func:`snis_estimate`).
+
+    For 0/1 labels and predictions inside (0, 1) it is the bounded form (module docstring,
+    :func:`_logit_fluctuation`): the CTR model's logit is shifted by the :math:`\varepsilon`
+    that makes the weighted source residuals sum to zero, and the estimate is the shifted
+    model's mean over the target rows, so it lies in [0, 1]; its bounds are on the logit
+    scale. Otherwise the additive form :math:`\bar m_t + \sum w (y - m) / \sum w`.
+    """
     y, w = np.asarray(y, dtype=float), np.asarray(w, dtype=float)
     m_source, m_target = np.asarray(m_source, dtype=float), np.asarray(m_target, dtype=float)
-    direct = float(m_target.mean())
-    residual = y - m_source
+    w = check_sample_weight(w, y.size)
+    bounded = is_binary(y) and _inside_unit(m_source) and _inside_unit(m_target)
+    if bounded:
+        m_source, m_target = _logit_fluctuation(y, w, m_source, m_target)
     total = w.sum()
+    residual = y - m_source
     correction = float(w @ residual / total)
+    value = float(m_target.mean()) + correction
     var_res = float(np.sum(np.square(w) * np.square(residual - correction)) / total**2)
     var_direct = float(m_target.var(ddof=1) / m_target.size) if m_target.size > 1 else 0.0
-    estimate = _normal_interval("dr", direct + correction, np.sqrt(var_res + var_direct), level)
+    se = float(np.sqrt(var_res + var_direct))
+    if bounded:
+        estimate = rate_interval("dr", min(max(value, 0.0), 1.0), se, level,
+                                 float(total**2 / np.sum(np.square(w))))
+    else:
+        estimate = _normal_interval("dr", value, se, level)
     if w_unclipped is not None:
         estimate = _guarded(estimate, dr_estimate(y, w_unclipped, m_source, m_target, level))
     return estimate
+
+
+def _inside_unit(m: np.ndarray) -> bool:
+    return bool(np.all((m > 0.0) & (m < 1.0)))
+
+
+def _logit_fluctuation(y: np.ndarray, w: np.ndarray, m_source: np.ndarray,
+                       m_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The CTR model shifted on the logit scale, :math:`m^* = \operatorname{expit}(
+    \operatorname{logit} m + \hat\varepsilon)`, with :math:`\hat\varepsilon` the root of
+    :math:`\sum_i w_i (y_i - m^*_i) = 0` (a weighted logistic regression of the clicks on the
+    offset :math:`\operatorname{logit} m` with a free intercept: the targeting step of TMLE,
+    van der Laan & Rose 2011, ch. 4). The sum falls strictly in :math:`\varepsilon`, so the root
+    is unique; with no click (or only clicks) it is at :math:`\mp\infty` and :math:`m^*` is 0
+    (or 1)."""
+    clicks, total = float(w @ y), float(w.sum())
+    if clicks <= 0.0 or clicks >= total:
+        edge = 0.0 if clicks <= 0.0 else 1.0
+        return np.full_like(m_source, edge), np.full_like(m_target, edge)
+    offset_s, offset_t = _logit(m_source), _logit(m_target)
+
+    def score(eps: float) -> float:
+        return clicks - float(w @ expit(offset_s + eps))
+
+    low, high = -1.0, 1.0
+    while score(low) < 0.0:
+        low *= 2.0
+    while score(high) > 0.0:
+        high *= 2.0
+    eps = brentq(score, low, high, xtol=1e-12)
+    return expit(offset_s + eps), expit(offset_t + eps)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
 
 
 def _poisson_one_thresholds() -> np.ndarray:

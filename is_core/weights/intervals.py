@@ -93,7 +93,8 @@ from is_core._validation import check_length
 from is_core.errors import ParameterError
 from is_core.weights.estimators import Estimate, _normal_interval, is_binary, rate_interval
 
-__all__ = ["proposal_aware_snis_estimate", "proposal_aware_snis_from_model"]
+__all__ = ["proposal_aware_snis_estimate", "proposal_aware_snis_from_model",
+           "proposal_aware_unsupported"]
 
 
 def _augmented_gram(design: Any, v: np.ndarray) -> np.ndarray:
@@ -252,19 +253,39 @@ def proposal_aware_snis_estimate(
     return _normal_interval("snis_proposal_aware", mu, se, level)
 
 
+def proposal_aware_unsupported(model: Any) -> str | None:
+    """Why :func:`proposal_aware_snis_from_model` cannot use ``model`` (None when it can): the
+    influence function needs linear fold models on a design matrix, without calibration."""
+    if getattr(model, "design_", None) is None:
+        return (f"the chosen proposal learner ({getattr(model, 'learner_', model.learner)}) "
+                "is not linear on a design matrix")
+    if getattr(model, "calibration_", model.calibration) is not None:
+        return f"the proposal's scores are recalibrated ({model.calibration_})"
+    return None
+
+
 def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.DataFrame,
-                                   y: np.ndarray, level: float = 0.95) -> Estimate:
-    """:func:`proposal_aware_snis_estimate` with the arrays of a fitted logistic, uncalibrated
+                                   y: np.ndarray, w: np.ndarray | None = None,
+                                   clipped: np.ndarray | None = None, level: float = 0.95
+                                   ) -> Estimate:
+    r""":func:`proposal_aware_snis_estimate` with the arrays of a fitted logistic, uncalibrated
     :class:`~is_core.weights.domain.DomainClassifierRatio` (``source``/``target``: the frames it
-    was fitted on) and its cross-fitted weights ``exp(log_ratio_source_)``."""
-    # the learner, C and calibration actually used (resolved when they were chosen from data)
-    C = getattr(model, "C_", model.C)
-    if (getattr(model, "design_", None) is None
-            or getattr(model, "calibration_", model.calibration) is not None):
-        raise ParameterError("the proposal-aware interval needs a logistic, uncalibrated "
-                             "proposal (a fitted design matrix and linear fold models)",
+    was fitted on).
+
+    ``w`` defaults to its cross-fitted weights ``exp(log_ratio_source_)``; pass the weights
+    actually used when they are those times a factor that does not depend on the fit (clipping,
+    with ``clipped`` flagging the capped rows; a global rescaling; exact logged propensities
+    multiplied by a fitted context ratio), since :math:`\partial \log w / \partial\beta` is
+    then still the design row.
+    """
+    reason = proposal_aware_unsupported(model)
+    if reason is not None:
+        raise ParameterError(f"the proposal-aware interval needs a logistic, uncalibrated "
+                             f"proposal: {reason}",
                              fix="fit DomainClassifierRatio with learner='logistic' and "
                              "calibration=None, or use snis_estimate", parameter="model")
+    # the learner, C and calibration actually used (resolved when they were chosen from data)
+    C = getattr(model, "C_", model.C)
     columns = [*model.numeric_, *model.categorical_]
     frame = pd.concat([source[columns], target[columns]], ignore_index=True)
     design = model.design_.transform(frame)
@@ -272,10 +293,11 @@ def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.
     intercept = float(np.mean([est.intercept_[0] for est in model.estimators_]))
     logit = np.asarray(design @ coef).ravel() + intercept
     n_s, n_t = model.n_source_, model.n_target_
-    w = np.exp(model.log_ratio_source_ - model.log_ratio_source_.max())
+    if w is None:
+        w = np.exp(model.log_ratio_source_ - model.log_ratio_source_.max())
     return proposal_aware_snis_estimate(
         y, w, design, np.r_[np.zeros(n_s, dtype=int), np.ones(n_t, dtype=int)],
-        expit(logit), fold=_crossfit_folds(model), C=C, level=level)
+        expit(logit), fold=_crossfit_folds(model), C=C, clipped=clipped, level=level)
 
 
 def _crossfit_folds(model: Any) -> np.ndarray:

@@ -9,6 +9,7 @@ section plus the column roles, and returns a small typed summary (:class:`Propos
 
 from __future__ import annotations
 
+import pickle
 import time
 from pathlib import Path
 from typing import Any, TypedDict
@@ -18,7 +19,7 @@ import pandas as pd
 
 from is_core._validation import config_keys
 from is_core.config import ColumnsConfig, ProposalConfig, WeightsConfig
-from is_core.data.atomic import json_safe, write_parquet_atomic
+from is_core.data.atomic import json_safe, write_bytes_atomic, write_parquet_atomic
 from is_core.data.stage import Inputs, read_role
 from is_core.errors import ConfigError
 from is_core.weights.clipping import ClipResult, clip_log_weights
@@ -31,15 +32,22 @@ from is_core.weights.diagnostics import (
 )
 from is_core.weights.domain import DomainClassifierRatio
 from is_core.weights.estimators import (
+    Estimate,
     bootstrap_estimate,
+    dr_estimate,
     is_estimate,
     naive_estimate,
     snis_estimate,
 )
+from is_core.weights.intervals import proposal_aware_snis_from_model, proposal_aware_unsupported
 from is_core.weights.normalize import logged_propensity_log_ratio, normalize_log_weights
+from is_core.weights.outcome import CrossFittedOutcome
 
 LOG_RATIO_FILE = "log_ratio.parquet"
 WEIGHTS_FILE = "weights.parquet"
+#: The fitted proposal model the weights depend on (pickled: a run's own intermediate, read
+#: back only by the same run's weights stage for the proposal-aware interval).
+PROPOSAL_MODEL_FILE = "proposal_model.pkl"
 
 #: The config key behind each argument of the proposal model (a ParameterError names the
 #: argument; the stage re-raises it as a ConfigError naming the key).
@@ -59,6 +67,7 @@ class ProposalResult(TypedDict):
     """What the proposal stage hands the weights stage (``path``: ``log_ratio.parquet``)."""
 
     path: str
+    model_path: str | None
     learner: str
     numeric_basis: str
     calibration: str | None
@@ -83,8 +92,10 @@ class WeightsResult(TypedDict):
     """What the weights stage hands training, evaluation and the report.
 
     ``path`` is ``weights.parquet``; ``diagnostics`` the :class:`WeightDiagnostics` fields plus
-    ``clip`` (the :class:`ClipResult` summary), ``gates`` and ``warnings``; ``target_ctr`` the
-    naive, IS, SNIS and bootstrap estimates of the target CTR (:class:`Estimate` dicts).
+    ``clip`` (the :class:`ClipResult` summary), ``gates``, ``warnings`` and ``snis_interval``
+    (which interval ``target_ctr['snis']`` carries, and why); ``target_ctr`` the naive, IS,
+    SNIS, bootstrap and doubly robust estimates of the target CTR (:class:`Estimate` dicts;
+    ``snis_known_weights`` too when ``snis`` carries the proposal-aware interval).
     """
 
     path: str
@@ -99,36 +110,44 @@ def fit_proposal(proposal: ProposalConfig, columns: ColumnsConfig, inputs: Input
 
     With ``proposal.target_propensity`` set and logged propensities on the source, the exact
     policy log weights go into the column ``log_w_logged`` and are compared with the estimated
-    ones (Spearman, NMSE); with ``learner='logged_propensity'`` they *are* ``log_w``.
+    ones (Spearman, NMSE); with ``learner='logged_propensity'``, or ``'auto'`` (the default),
+    they *are* ``log_w``: no domain classifier fitted on a target sample can match the exact
+    propensities (on issue 16's bandit log, the estimated weights' SNIS interval missed the
+    truth while the logged ones covered it), so ``auto`` uses them whenever they are there.
     """
     started = time.perf_counter()
     _check_proposal_columns(proposal, columns)
     logged = _logged_log_ratio(proposal, columns, inputs)
+    uses_logged = logged is not None and proposal.learner in ("auto", "logged_propensity")
     source = read_role(inputs, "source", columns.features)
     target = read_role(inputs, "target", columns.features)
 
     def fit(numeric: list[str], categorical: list[str]) -> DomainClassifierRatio:
         with config_keys(PROPOSAL_KEYS):
-            return _domain_classifier(proposal, numeric, categorical, random_state, n_jobs
-                                      ).fit(source, target)
+            return _domain_classifier(proposal, numeric, categorical, random_state, n_jobs,
+                                      uses_logged).fit(source, target)
 
     model = fit(columns.numeric, columns.categorical)
     estimated = model.log_ratio_source_
-    if logged is not None and proposal.learner == "logged_propensity" and \
-            proposal.context_features:
+    # the fitted model whose coefficients the final weights depend on (none: exact weights)
+    weights_model: DomainClassifierRatio | None = None if uses_logged else model
+    if logged is not None and uses_logged and proposal.context_features:
         context = proposal.context_features
-        logged = logged + fit([c for c in columns.numeric if c in context],
-                              [c for c in columns.categorical if c in context]
-                              ).log_ratio_source_  # p(u)/q(u) * pi_1/pi_0
+        weights_model = fit([c for c in columns.numeric if c in context],
+                            [c for c in columns.categorical if c in context])
+        logged = logged + weights_model.log_ratio_source_  # p(u)/q(u) * pi_1/pi_0
     table = {"row_id": np.arange(len(source), dtype=np.int64),
-             "log_w": logged if proposal.learner == "logged_propensity" else estimated}
+             "log_w": logged if uses_logged else estimated}
     comparison = None
     if logged is not None:
         table["log_w_logged"] = logged
         table["log_w_estimated"] = estimated
         comparison = compare_weights(estimated, logged)
     path = write_parquet_atomic(pd.DataFrame(table), out_dir / LOG_RATIO_FILE)
-    return _proposal_summary(proposal, model, path, comparison, time.perf_counter() - started)
+    model_path = None if weights_model is None else write_bytes_atomic(
+        pickle.dumps(weights_model), out_dir / PROPOSAL_MODEL_FILE)
+    return _proposal_summary(proposal, model, path, model_path, comparison,
+                             time.perf_counter() - started, uses_logged)
 
 
 def _check_proposal_columns(proposal: ProposalConfig, columns: ColumnsConfig) -> None:
@@ -141,7 +160,7 @@ def _check_proposal_columns(proposal: ProposalConfig, columns: ColumnsConfig) ->
             fix="set both, or use learner='logistic'",
         )
     unknown = [c for c in proposal.context_features or [] if c not in columns.features]
-    if proposal.learner == "logged_propensity" and unknown:
+    if unknown:
         raise ConfigError(f"proposal.context_features {unknown} are not feature columns",
                           fix="list columns of columns.numeric/categorical")
 
@@ -159,11 +178,14 @@ def _logged_log_ratio(proposal: ProposalConfig, columns: ColumnsConfig, inputs: 
 
 
 def _domain_classifier(proposal: ProposalConfig, numeric: list[str], categorical: list[str],
-                       random_state: int, n_jobs: int | None) -> DomainClassifierRatio:
-    """The (unfitted) domain classifier the proposal config describes."""
+                       random_state: int, n_jobs: int | None, uses_logged: bool
+                       ) -> DomainClassifierRatio:
+    """The (unfitted) domain classifier the proposal config describes (a logistic one for the
+    context ratio and the comparison when the weights are the logged propensities)."""
     return DomainClassifierRatio(
         numeric=numeric, categorical=categorical,
-        learner="logistic" if proposal.learner == "logged_propensity" else proposal.learner,
+        learner="logistic" if uses_logged or proposal.learner == "logged_propensity"
+        else proposal.learner,
         n_folds=proposal.n_folds, calibration=proposal.calibration,
         numeric_basis=proposal.numeric_basis, C=proposal.C,
         max_categories=proposal.max_categories, n_estimators=proposal.n_estimators,
@@ -173,9 +195,11 @@ def _domain_classifier(proposal: ProposalConfig, numeric: list[str], categorical
 
 
 def _proposal_summary(proposal: ProposalConfig, model: DomainClassifierRatio, path: Path,
-                      comparison: dict[str, float] | None, seconds: float) -> ProposalResult:
+                      model_path: Path | None, comparison: dict[str, float] | None,
+                      seconds: float, uses_logged: bool = False) -> ProposalResult:
     return {
         "path": str(path),
+        "model_path": None if model_path is None else str(model_path),
         "learner": proposal.learner,
         "numeric_basis": getattr(model, "numeric_basis_", proposal.numeric_basis),
         "calibration": proposal.calibration,
@@ -187,7 +211,7 @@ def _proposal_summary(proposal: ProposalConfig, model: DomainClassifierRatio, pa
         "domain_auc": model.domain_auc_,
         "calibration_slope": model.calibration_slope_,
         "calibration_error": model.calibration_error_,
-        "chosen_learner": model.learner_,
+        "chosen_learner": "logged_propensity" if uses_logged else model.learner_,
         "C": model.C_,
         "candidate_log_loss": getattr(model, "candidate_log_loss_", None),
         "domain_reliability": model.domain_reliability_,
@@ -199,8 +223,8 @@ def _proposal_summary(proposal: ProposalConfig, model: DomainClassifierRatio, pa
 
 # ---------------------------------------------------------------------------- weights
 def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inputs,
-                    proposal: ProposalResult, out_dir: Path, *, random_state: int
-                    ) -> WeightsResult:
+                    proposal: ProposalResult, out_dir: Path, *, random_state: int,
+                    n_jobs: int | None = None) -> WeightsResult:
     """Clip and normalize the log weights, diagnose them, estimate the target CTR.
 
     Writes ``weights.parquet`` (row_id, impression id, dt, raw_weight, clipped_weight,
@@ -217,29 +241,83 @@ def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inpu
                                 max_weight=weights.clip_max_weight, y=y)
     partition = _normalization_partition(weights, source)
     final = normalize_log_weights(clip.log_w, partition)
-    # clipped SNIS intervals are bias-guarded by the unclipped ones (is_core.weights.estimators)
-    unclipped = None if weights.clip == "none" else normalize_log_weights(log_w, partition)
     diagnostics = diagnose_weights(log_w, clip.log_w, final, weights.clip, clip.log_cap,
                                    proposal.get("domain_auc"), proposal.get("logged_comparison"),
                                    y=y)
     gates = evaluate_gates(diagnostics, WeightGates(min_ess_fraction_fail=weights.min_ess_fraction,
                                                     **weights.gates.model_dump()))
     path = _write_weights(columns, source, log_w, clip, final, out_dir)
-    estimates = {
-        "naive": naive_estimate(y).to_dict(),
-        "is_raw": is_estimate(y, np.exp(log_w)).to_dict(),
-        "snis": snis_estimate(y, final, w_unclipped=unclipped).to_dict(),
-        "snis_bootstrap": bootstrap_estimate("snis", y, final, n_boot=200,
-                                             random_state=random_state,
-                                             w_unclipped=unclipped).to_dict(),
-    }
+    estimates, interval_note = _target_ctr(weights, columns, inputs, proposal, y, log_w, clip,
+                                           final, partition, random_state, n_jobs)
     summary = {**diagnostics.to_dict(), "clip": clip.summary(),
                "gates": [g.to_dict() for g in gates],
-               "warnings": [g.message for g in gates if g.status == "warn"]}
+               "warnings": [g.message for g in gates if g.status == "warn"],
+               "snis_interval": interval_note}
     enforce_gates(gates, diagnostics)
     result: WeightsResult = json_safe(
         {"path": str(path), "diagnostics": summary, "target_ctr": estimates})
     return result
+
+
+def _target_ctr(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inputs,
+                proposal: ProposalResult, y: np.ndarray, log_w: np.ndarray, clip: ClipResult,
+                final: np.ndarray, partition: np.ndarray | None, random_state: int,
+                n_jobs: int | None) -> tuple[dict[str, dict[str, Any]], str]:
+    """The target-CTR estimates, and which interval ``snis`` carries (and why).
+
+    A clipped estimate's intervals are bias-guarded by the unclipped weights' (the hull; see
+    :mod:`is_core.weights.estimators`). ``snis`` carries the proposal-aware interval
+    (:mod:`is_core.weights.intervals`) when the weights come from a linear proposal fit and are
+    normalized over the window; otherwise the known-weights one, and the note says why.
+    """
+    unclipped = None if weights.clip == "none" else normalize_log_weights(log_w, partition)
+    known = snis_estimate(y, final, w_unclipped=unclipped)
+    estimates = {
+        "naive": naive_estimate(y).to_dict(),
+        "is_raw": is_estimate(y, np.exp(log_w)).to_dict(),
+        "snis": known.to_dict(),
+        "snis_bootstrap": bootstrap_estimate("snis", y, final, n_boot=200,
+                                             random_state=random_state,
+                                             w_unclipped=unclipped).to_dict(),
+    }
+    source = read_role(inputs, "source", columns.features)
+    target = read_role(inputs, "target", columns.features)
+    aware, note = _proposal_aware(weights, proposal, source, target, y, log_w, clip)
+    if aware is not None:
+        estimates["snis"], estimates["snis_known_weights"] = aware.to_dict(), known.to_dict()
+    if weights.doubly_robust:
+        outcome = CrossFittedOutcome(columns.numeric, columns.categorical, n_jobs=n_jobs,
+                                     random_state=random_state).fit(source, y)
+        estimates["dr"] = dr_estimate(y, final, outcome.oof_prediction_,
+                                      outcome.predict(target), w_unclipped=unclipped).to_dict()
+    return estimates, note
+
+
+def _proposal_aware(weights: WeightsConfig, proposal: ProposalResult, source: pd.DataFrame,
+                    target: pd.DataFrame, y: np.ndarray, log_w: np.ndarray, clip: ClipResult
+                    ) -> tuple[Estimate | None, str]:
+    """The proposal-aware SNIS estimate (bias-guarded when clipped), or None and the reason."""
+    model_path = proposal.get("model_path")
+    if model_path is None:
+        return None, "known weights: the weights are the exact logged propensities"
+    if weights.normalize_per != "window":
+        return None, ("known weights: per-day normalization is not covered by the proposal-"
+                      "aware interval; it treats the fitted weights as exact")
+    model = pickle.loads(Path(model_path).read_bytes())
+    reason = proposal_aware_unsupported(model)
+    if reason is not None:
+        return None, f"known weights: {reason}; the interval treats the fitted weights as exact"
+    capped = clip.log_w < log_w
+    aware = proposal_aware_snis_from_model(model, source, target, y,
+                                           np.exp(clip.log_w - clip.log_w.max()),
+                                           clipped=capped if capped.any() else None)
+    if weights.clip != "none":
+        whole = proposal_aware_snis_from_model(model, source, target, y,
+                                               np.exp(log_w - log_w.max()))
+        aware = Estimate(aware.estimator, aware.value, aware.std_error,
+                         min(aware.ci_low, whole.ci_low), max(aware.ci_high, whole.ci_high),
+                         aware.level)
+    return aware, "proposal-aware: includes the proposal model's fitting error"
 
 
 def _normalization_partition(weights: WeightsConfig, source: pd.DataFrame) -> np.ndarray | None:

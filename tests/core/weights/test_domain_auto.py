@@ -110,7 +110,7 @@ class TestSelection:
 
 class TestReport:
     def test_the_proposal_summary_carries_the_choice_and_the_scores(self, click_auto):
-        summary = _proposal_summary(ProposalConfig(), click_auto, Path("log_ratio.parquet"),
+        summary = _proposal_summary(ProposalConfig(), click_auto, Path("log_ratio.parquet"), None,
                                     None, 0.0)
         assert summary["learner"] == "auto" and summary["chosen_learner"] == click_auto.learner_
         assert summary["candidate_log_loss"] == click_auto.candidate_log_loss_

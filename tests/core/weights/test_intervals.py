@@ -16,6 +16,7 @@ from is_core.weights.estimators import snis_estimate
 from is_core.weights.intervals import (
     proposal_aware_snis_estimate,
     proposal_aware_snis_from_model,
+    proposal_aware_unsupported,
 )
 
 MEAN_SHIFT = gaussian_scenarios(d=4)["mean_shift"]
@@ -191,3 +192,26 @@ class TestRefusals:
         with pytest.raises(ParameterError, match="logistic, uncalibrated"):
             proposal_aware_snis_from_model(model, sample.source, sample.target,
                                            sample.source["clicked"].to_numpy(dtype=float))
+
+
+class TestFromModel:
+    def test_the_weights_it_is_given_may_differ_by_a_fit_free_factor(self):
+        # the interval depends on w only through w / sum(w) and d log w / d beta: a global
+        # factor (the stage passes clipped, rescaled weights) changes nothing
+        sample = MEAN_SHIFT.sample(2000, 500, np.random.default_rng(4))
+        model = DomainClassifierRatio(numeric=sample.features, learner="logistic",
+                                      random_state=0).fit(sample.source, sample.target)
+        y = sample.source["clicked"].to_numpy(dtype=float)
+        assert proposal_aware_unsupported(model) is None
+        default = proposal_aware_snis_from_model(model, sample.source, sample.target, y)
+        scaled = proposal_aware_snis_from_model(model, sample.source, sample.target, y,
+                                                w=1e-3 * np.exp(model.log_ratio_source_))
+        assert scaled.value == pytest.approx(default.value, rel=1e-12)
+        assert scaled.std_error == pytest.approx(default.std_error, rel=1e-9)
+
+    def test_a_tree_proposal_is_named_as_the_reason(self):
+        sample = MEAN_SHIFT.sample(300, 300, np.random.default_rng(0))
+        model = DomainClassifierRatio(numeric=sample.features, learner="xgboost", n_jobs=1,
+                                      n_estimators=5, random_state=0).fit(
+            sample.source, sample.target)
+        assert "xgboost" in proposal_aware_unsupported(model)

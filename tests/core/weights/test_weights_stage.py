@@ -58,7 +58,42 @@ def test_default_weights_are_diagnosed_and_gated(small_data_root, default_propos
     frame = pd.read_parquet(out["path"])
     assert frame["final_weight"].mean() == pytest.approx(1.0)
     assert np.isfinite(frame["final_weight"]).all()
-    assert set(out["target_ctr"]) >= {"naive", "is_raw", "snis", "snis_bootstrap"}
+    assert set(out["target_ctr"]) >= {"naive", "is_raw", "snis", "snis_bootstrap", "dr"}
+    for est in out["target_ctr"].values():
+        assert 0.0 <= est["ci_low"] <= est["value"] <= est["ci_high"] <= 1.0, est
+
+
+def test_a_linear_proposal_gives_the_proposal_aware_interval(small_data_root, tmp_path):
+    _, proposal, weights = _run(small_data_root, tmp_path, proposal={"learner": "logistic"})
+    assert Path(proposal["model_path"]).is_file()
+    out = weights()
+    ctr = out["target_ctr"]
+    assert ctr["snis"]["estimator"] == "snis_proposal_aware"
+    assert ctr["snis"]["value"] == pytest.approx(ctr["snis_known_weights"]["value"])
+    assert out["diagnostics"]["snis_interval"].startswith("proposal-aware")
+
+
+@pytest.mark.parametrize("overrides, reason", [
+    ({"proposal": {"learner": "xgboost", "n_estimators": 20}}, "xgboost"),
+    ({"weights": {"normalize_per": "day"}}, "per-day normalization"),
+    ({"proposal": {"learner": "logged_propensity",
+                   "target_propensity": UNIFORM_TARGET_PROPENSITY}}, "exact logged"),
+])
+def test_other_weights_keep_the_known_weights_interval_and_say_why(small_data_root, tmp_path,
+                                                                   overrides, reason):
+    _, _, weights = _run(small_data_root, tmp_path, **overrides)
+    out = weights()
+    assert out["target_ctr"]["snis"]["estimator"] == "snis"
+    assert "snis_known_weights" not in out["target_ctr"]
+    note = out["diagnostics"]["snis_interval"]
+    assert note.startswith("known weights") and reason in note
+
+
+def test_the_doubly_robust_estimate_can_be_turned_off(small_data_root, default_proposal,
+                                                      tmp_path):
+    out = _weights(small_data_root, default_proposal, tmp_path,
+                   weights={"doubly_robust": False})
+    assert "dr" not in out["target_ctr"]
 
 
 def test_logged_propensity_weights_are_exact_policy_ratios(small_data_root, tmp_path):
