@@ -77,7 +77,7 @@ def daily_retrain(
         if config.promotion.enabled:
             stage = "promotion-gate"
             decision = promo.promotion_gate(config, inputs, validation, weights, models,
-                                            folders.staging)
+                                            metrics, folders.staging)
         stage = "report"
         summary = t.write_report(config, date, folders.staging, promotion=decision,
                                  inputs=inputs, validation=validation, proposal=proposal,

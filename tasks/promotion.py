@@ -27,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.transactions import Transaction, get_transaction
 
 from is_core.config import IsbenchConfig
-from is_core.ctr.stage import TrainedModels
+from is_core.ctr.stage import Evaluation, TrainedModels
 from is_core.data.atomic import write_text_atomic
 from is_core.data.stage import Inputs
 from is_core.release.registry import AliasRecord, ModelRegistry
@@ -57,17 +57,23 @@ def render_decision(decision: dict[str, Any]) -> str:
         "| model | version | run date | logloss | AUC | calibration ratio |",
         "|---|---|---|---|---|---|",
     ]
-    for role, info in (("challenger", decision["challenger"]), ("champion", champ)):
+    challenger = decision["challenger"]
+    for role, info in ((f"challenger ({challenger['model']})", challenger), ("champion", champ)):
         if info is None:
             lines.append(f"| {role} | none | | | | |")
             continue
         m = info["metrics"]
         lines.append(f"| {role} | v{info['version']} | {info['run_date']} | "
                      f"{m['logloss']:.6f} | {m['auc']:.4f} | {m['calibration_ratio']:.4f} |")
-    diff = decision.get("logloss_difference")
-    if diff:
-        lines += ["", f"Paired logloss difference (challenger − champion): {diff['value']:+.6f}, "
-                  f"95 % CI [{diff['ci_low']:+.6f}, {diff['ci_high']:+.6f}]."]
+    weighting = decision["weighting"]
+    lines += ["", f"Weighting {'applied' if weighting['applied'] else 'not applied'}: "
+              f"{weighting['detail']}."]
+    for label, diff in (("weighted − unweighted", weighting["difference"]),
+                        ("challenger − champion", decision.get("champion_difference"))):
+        if diff:
+            lines.append(f"Paired {decision['metric']} difference ({label}): "
+                         f"{diff['value']:+.6f}, 95 % CI [{diff['ci_low']:+.6f}, "
+                         f"{diff['ci_high']:+.6f}].")
     lines += ["", "| check | passed | detail |", "|---|---|---|"]
     lines += [f"| {c['name']} | {'yes' if c['passed'] else 'NO'} | {c['detail']} |"
               for c in decision["checks"]]
@@ -77,17 +83,20 @@ def render_decision(decision: dict[str, Any]) -> str:
 
 @task(name="promotion-gate", cache_policy=NO_CACHE, **IO_RETRIES, **FREE_MEMORY)
 def promotion_gate(config: IsbenchConfig, inputs: Inputs, validation: dict[str, Any],
-                   weights: WeightsResult, models: TrainedModels, staging: Path
-                   ) -> dict[str, Any]:
-    """Register today's model; re-score the champion on today's holdout; decide."""
+                   weights: WeightsResult, models: TrainedModels, metrics: Evaluation,
+                   staging: Path) -> dict[str, Any]:
+    """Pick and register today's challenger; re-score the champion on today's holdout;
+    decide."""
     registry = registry_for(config.promotion, config.output_root)
     recovered = registry.recover()
     if recovered not in (None, "in progress"):
         get_run_logger().warning("an earlier run died while switching the champion: its "
                                  "switch was %s", recovered)
     decision = evaluate_promotion(config.promotion, config.columns, inputs, validation, weights,
-                                  models, staging, registry=registry,
-                                  min_ess_fraction=config.weights.min_ess_fraction)
+                                  models, metrics, staging, registry=registry,
+                                  min_ess_fraction=config.weights.min_ess_fraction,
+                                  evaluation_config=config.evaluation,
+                                  random_state=config.random_state)
     create_markdown_artifact(key=PROMOTION_ARTIFACT, markdown=render_decision(decision),
                              description=f"Champion/challenger decision, run date "
                              f"{inputs['run_date']}")

@@ -131,7 +131,8 @@ def bootstrap_metrics(
 
     Every model is scored on the *same* resampled rows. With ``baseline`` set, also returns
     ``"difference"``: for each other model, ``metric(model) - metric(baseline)`` with its paired
-    bootstrap interval.
+    bootstrap interval. Besides :data:`METRICS` it scores ``calibration_error``
+    (:math:`|\text{calibration ratio} - 1|`, a promotion metric) on the same replicates.
 
     Returns ``{"models": {name: {metric: Estimate dict}}, "difference": {name: {metric: ...}},
     "n_boot": n_boot, "level": level}``.
@@ -168,16 +169,20 @@ def bootstrap_metrics(
             for m in METRICS:
                 reps[name][m].append(values[m])
     draws = {n: {m: np.concatenate(v) for m, v in r.items()} for n, r in reps.items()}
+    for name in kernels:  # the promotion metric |calibration ratio - 1|, on the same replicates
+        point[name]["calibration_error"] = abs(point[name]["calibration_ratio"] - 1.0)
+        draws[name]["calibration_error"] = np.abs(draws[name]["calibration_ratio"] - 1.0)
+    metrics = (*METRICS, "calibration_error")
     out: dict[str, Any] = {
         "models": {n: {m: _percentile_estimate(m, point[n][m], draws[n][m], level)
-                       for m in METRICS} for n in kernels},
+                       for m in metrics} for n in kernels},
         "n_boot": n_boot, "level": level,
     }
     if baseline is not None:
         out["difference"] = {
             n: {m: _percentile_estimate(m, point[n][m] - point[baseline][m],
                                         draws[n][m] - draws[baseline][m], level)
-                for m in METRICS}
+                for m in metrics}
             for n in kernels if n != baseline
         }
     return out

@@ -1,29 +1,37 @@
-r"""Champion/challenger: the promotion gate and the stage that applies it.
+r"""Champion/challenger: which of today's models is the challenger, and whether it is promoted.
 
-Today's importance-weighted model is the **challenger**; the model the ``champion`` alias of the
-registry points at is the **champion**. The challenger is promoted only when every check passes:
+Each run trains two models on the same rows: the importance-weighted model and an unweighted
+baseline (same learner, same parameters). The **challenger** is today's best validated model:
+
+* the **weighted** model when the weighting paid, i.e. (``promotion.require_weighting_not_worse``,
+  on by default) the weighted model is *non-inferior* to the unweighted baseline on today's
+  evaluation rows (:func:`is_core.ctr.stage.evaluation_rows`, the target holdout by default);
+* otherwise the **unweighted baseline**, registered with ``weighting: not applied`` and the
+  reason. The pipeline's promise is to prove on target data that the weighting helped before
+  shipping a weighted model; when it did not, the day still ends with a validated model.
+
+The challenger replaces the model the registry's ``champion`` alias points at only when every
+check passes:
 
 1. **validation**: every role's expectation suite succeeded;
 2. **weight gates**: ESS/n of the final weights is at least ``weights.min_ess_fraction`` and no
    diagnostic gate reports ``fail`` (nor ``warn`` unless ``promotion.allow_weight_warnings``);
 3. **recency**: the challenger's run date is not older than the champion's, so a backfill of an
    old date never replaces a model trained on newer data;
-4. **metric**: on today's evaluation rows (:func:`is_core.ctr.stage.evaluation_rows`, the target
-   holdout by default) the challenger is not worse than the champion by more than
-   ``promotion.tolerance``. The champion is re-scored on the same rows, so both numbers see the
-   same sample. "Worse by" is :math:`m_{chal} - m_{champ}` for a lower-is-better metric
-   (logloss, calibration error :math:`|\hat c - 1|` with :math:`\hat c` the calibration ratio)
-   and :math:`m_{champ} - m_{chal}` for AUC.
+4. **metric**: the challenger is non-inferior to the champion, re-scored on the same rows.
+   Without a champion this passes by definition (nothing to compare with).
 
-5. **weighting** (``promotion.require_weighting_not_worse``, on by default): on the same rows
-   the challenger is not worse than today's *unweighted* baseline (same learner, same
-   parameters, no weights) by more than ``promotion.tolerance``. The pipeline's promise is to
-   prove on target data that the weighting helped before shipping a weighted model.
-
-The comparison is a point comparison with a tolerance, not a test: the report adds the paired
-95 % CI of the logloss difference (per-row differences on the same rows,
-:func:`is_core.ctr.metrics.paired_logloss_difference`) so a reader sees how much of the difference
-is noise. Without a champion the metric check passes by definition (nothing to compare with).
+**Non-inferiority** (both the weighting choice and the champion check). Let
+:math:`\Delta = m_A - m_B` for a lower-is-better metric (logloss; calibration error
+:math:`|\hat c - 1|` with :math:`\hat c` the calibration ratio) and :math:`m_B - m_A` for AUC,
+"how much worse A is than B". A is non-inferior to B when the upper bound of the paired 95 %
+bootstrap interval of :math:`\Delta` (the same resampled rows scored by both models,
+:func:`is_core.ctr.metrics.bootstrap_metrics`) is below ``promotion.tolerance``. The tolerance
+keeps its meaning (how much worse is acceptable), but the test now needs evidence: a challenger
+truly 0.001 worse than the champion, with a paired standard error of 0.0004, passed a point
+comparison at tolerance 0.001 about half the time; its upper bound exceeds 0.001 with
+probability about 0.975. The weighting check reads the very interval the evaluate stage computes
+for the report's verdict, so the verdict and the gate cannot disagree.
 
 A decision is reproducible: when the challenger already *is* the champion (a re-run of the date
 that promoted it), it is compared with the champion it replaced (``previous`` of the alias
@@ -38,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from is_core.config import PromotionConfig
+from is_core.errors import ParameterError
 
 LOWER_IS_BETTER = {"logloss": True, "auc": False, "calibration_error": True}
 
@@ -120,51 +129,72 @@ def check_recency(challenger_run_date: str | None, champion_run_date: str | None
                      f"{champion_run_date}")
 
 
-def check_metric(metric: str, challenger_value: float, champion_value: float | None,
-                 tolerance: float) -> tuple[GateCheck, float | None]:
-    """Compare the challenger with the champion; return the check and how much worse it is.
-
-    ``worse_by`` is positive when the challenger is worse (in the metric's own units).
-    """
-    if champion_value is None:
-        return GateCheck("metric", True, f"no champion yet: challenger {metric} "
-                         f"{challenger_value:.6f} is promoted without comparison"), None
-    lower = LOWER_IS_BETTER[metric]
-    worse_by = (challenger_value - champion_value) if lower else (champion_value -
-                                                                 challenger_value)
-    if not np.isfinite(worse_by):
-        return GateCheck("metric", False, f"{metric} is not finite (challenger "
-                         f"{challenger_value}, champion {champion_value})"), worse_by
-    passed = worse_by <= tolerance
-    relation = "worse" if worse_by > 0 else "better"
-    detail = (f"challenger {metric} {challenger_value:.6f} vs champion {champion_value:.6f} "
-              f"({'lower' if lower else 'higher'} is better): {relation} by "
-              f"{abs(worse_by):.6f}, tolerance {tolerance}")
-    return GateCheck("metric", passed, detail), worse_by
+def worse_by(metric: str, difference: dict[str, Any]) -> tuple[float, float]:
+    """How much worse A is than B, (point, upper bound), from the paired interval of
+    ``metric(A) - metric(B)`` (an :class:`~is_core.weights.estimators.Estimate` dict)."""
+    if LOWER_IS_BETTER[metric]:
+        return float(difference["value"]), float(difference["ci_high"])
+    return -float(difference["value"]), -float(difference["ci_low"])
 
 
-def check_weighting(metric: str, challenger_value: float, baseline_value: float | None,
-                    tolerance: float) -> GateCheck:
-    """Passed when the weighted challenger is not worse than the unweighted baseline (scored on
-    the same rows) by more than ``tolerance``; passed vacuously without a baseline."""
-    if baseline_value is None:
+def check_non_inferior(name: str, metric: str, difference: dict[str, Any], tolerance: float,
+                       a: str, b: str) -> GateCheck:
+    """Passed when ``a`` is non-inferior to ``b``: the upper bound of how much worse it is on
+    ``metric`` (paired interval ``difference`` of ``metric(a) - metric(b)``) is below
+    ``tolerance`` (module docstring)."""
+    point, upper = worse_by(metric, difference)
+    if not (np.isfinite(point) and np.isfinite(upper)):
+        return GateCheck(name, False, f"the {metric} difference of {a} and {b} is not finite "
+                         f"({difference.get('value')}, upper bound {upper})")
+    level = round(100 * float(difference.get("level", 0.95)))
+    relation = "worse" if point > 0 else "better"
+    verdict = "non-inferior" if upper < tolerance else "not shown non-inferior"
+    detail = (f"{a} {metric} {relation} than {b} by {abs(point):.6f}; {level} % upper bound of "
+              f"how much worse: {upper:+.6f} vs tolerance {tolerance}: {verdict}")
+    return GateCheck(name, upper < tolerance, detail)
+
+
+def check_metric(metric: str, difference: dict[str, Any] | None, tolerance: float
+                 ) -> GateCheck:
+    """The champion check: the challenger non-inferior to the champion (``difference``: the
+    paired interval of challenger minus champion; None without a champion, which passes)."""
+    if difference is None:
+        return GateCheck("metric", True, "no champion yet: the challenger is promoted without "
+                         "comparison")
+    return check_non_inferior("metric", metric, difference, tolerance, "challenger", "champion")
+
+
+def check_weighting(metric: str, difference: dict[str, Any] | None, tolerance: float
+                    ) -> GateCheck:
+    """Whether the weighting paid: the weighted model non-inferior to the unweighted baseline
+    (``difference``: the paired interval of weighted minus unweighted; None: not required)."""
+    if difference is None:
         return GateCheck("weighting", True, "not required (promotion."
-                         "require_weighting_not_worse is false) or no baseline")
-    lower = LOWER_IS_BETTER[metric]
-    worse_by = (challenger_value - baseline_value) if lower else (baseline_value -
-                                                                  challenger_value)
-    relation = "worse" if worse_by > 0 else "better"
-    detail = (f"weighted {metric} {challenger_value:.6f} vs unweighted baseline "
-              f"{baseline_value:.6f}: {relation} by {abs(worse_by):.6f}, tolerance {tolerance}")
-    if bool(np.isfinite(worse_by)) and worse_by <= tolerance:
-        return GateCheck("weighting", True, detail)
-    return GateCheck("weighting", False, detail + " (the weighting did not pay on target "
-                     "data; see the report's verdict)")
+                         "require_weighting_not_worse is false)")
+    return check_non_inferior("weighting", metric, difference, tolerance, "weighted",
+                              "unweighted baseline")
+
+
+def choose_challenger(config: PromotionConfig, weighting_difference: dict[str, Any] | None
+                      ) -> tuple[str, GateCheck]:
+    """``"weighted"`` when the weighting paid (:func:`check_weighting`), else ``"unweighted"``;
+    with the check that decided. ``weighting_difference`` is ignored unless
+    ``config.require_weighting_not_worse``."""
+    check = check_weighting(config.metric, weighting_difference
+                            if config.require_weighting_not_worse else None, config.tolerance)
+    return ("weighted" if check.passed else "unweighted"), check
 
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """The outcome of the promotion gate with every number it used."""
+    """The outcome of the promotion gate with every number it used.
+
+    ``challenger["model"]`` is ``"weighted"`` or ``"unweighted"``; ``weighting`` says whether
+    the weighting was applied and why (the :func:`check_weighting` detail and the interval it
+    read); ``champion_difference`` is the paired interval of challenger minus champion on
+    ``metric`` and ``worse_by`` / ``worse_by_upper`` how much worse the challenger is (point,
+    upper bound); all None without a champion.
+    """
 
     promote: bool
     reason: str
@@ -175,8 +205,10 @@ class PromotionDecision:
     n: int
     challenger: dict[str, Any]
     champion: dict[str, Any] | None
+    weighting: dict[str, Any]
+    champion_difference: dict[str, Any] | None
     worse_by: float | None
-    logloss_difference: dict[str, Any] | None
+    worse_by_upper: float | None
     checks: list[GateCheck] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,44 +227,53 @@ def decide_promotion(
     champion: dict[str, Any] | None,
     evaluated_on: str,
     n: int,
-    logloss_difference: dict[str, Any] | None = None,
-    baseline: dict[str, Any] | None = None,
+    weighting: GateCheck,
+    weighting_difference: dict[str, Any] | None = None,
+    champion_difference: dict[str, Any] | None = None,
 ) -> PromotionDecision:
     """Apply the checks of the gate (module docstring) and explain the outcome.
 
     ``challenger`` and ``champion`` are dicts with ``version``, ``run_date`` and ``metrics``
-    (a :func:`~is_core.ctr.metrics.ctr_metrics` dict on the evaluation rows); ``champion`` is
-    ``None`` when there is none. ``baseline`` holds the unweighted baseline's ``metrics`` on
-    the same rows (``None``: the weighting check is not applied).
+    (a :func:`~is_core.ctr.metrics.ctr_metrics` dict on the evaluation rows), the challenger
+    also ``model`` (from :func:`choose_challenger`, whose check is ``weighting``); ``champion``
+    is None when there is none. ``champion_difference`` is the paired interval of challenger
+    minus champion on ``config.metric`` (required with a champion).
     """
-    chal_value = metric_value(challenger["metrics"], config.metric)
-    champ_value = metric_value(champion["metrics"], config.metric) if champion else None
-    metric_check, worse_by = check_metric(config.metric, chal_value, champ_value,
-                                          config.tolerance)
+    if champion is not None and champion_difference is None:
+        raise ParameterError("a champion needs the paired interval of challenger minus "
+                             "champion", fix="pass champion_difference",
+                             parameter="champion_difference")
+    metric_check = check_metric(config.metric, champion_difference, config.tolerance)
     checks = [
         check_validation(validation),
         check_weight_gates(diagnostics, min_ess_fraction, config.allow_weight_warnings),
         check_recency(challenger.get("run_date"), champion.get("run_date") if champion else None),
         metric_check,
-        check_weighting(config.metric, chal_value,
-                        metric_value(baseline["metrics"], config.metric) if baseline else None,
-                        config.tolerance),
     ]
     promote = all(c.passed for c in checks)
+    model = challenger["model"]
+    what = (f"challenger v{challenger['version']} (weighted model)" if model == "weighted" else
+            f"challenger v{challenger['version']} (unweighted baseline; weighting not applied: "
+            f"{weighting.detail})")
     versus = f"champion v{champion['version']}" if champion else "no champion"
     if promote:
-        reason = (f"promote challenger v{challenger['version']} over {versus}: "
-                  + metric_check.detail)
+        reason = f"promote {what} over {versus}: {metric_check.detail}"
     else:
         failed = [c for c in checks if not c.passed]
         keep = f"keep {versus}" if champion else "no champion yet, and none is set"
-        reason = (f"{keep}; challenger v{challenger['version']} not promoted: "
-                  + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+        reason = f"{keep}; {what} not promoted: " + "; ".join(
+            f"{c.name}: {c.detail}" for c in failed)
+    point, upper = (worse_by(config.metric, champion_difference) if champion_difference
+                    else (None, None))
+    value = metric_value(challenger["metrics"], config.metric)
     return PromotionDecision(
         promote=promote, reason=reason, metric=config.metric,
         lower_is_better=LOWER_IS_BETTER[config.metric], tolerance=config.tolerance,
-        evaluated_on=evaluated_on, n=n,
-        challenger={**challenger, "value": chal_value},
-        champion=None if champion is None else {**champion, "value": champ_value},
-        worse_by=worse_by, logloss_difference=logloss_difference, checks=checks,
+        evaluated_on=evaluated_on, n=n, challenger={**challenger, "value": value},
+        champion=None if champion is None else {
+            **champion, "value": metric_value(champion["metrics"], config.metric)},
+        weighting={"applied": model == "weighted", "detail": weighting.detail,
+                   "difference": weighting_difference},
+        champion_difference=champion_difference, worse_by=point, worse_by_upper=upper,
+        checks=checks,
     )

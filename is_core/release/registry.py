@@ -58,17 +58,23 @@ _VERSION_WIDTH = 6
 
 
 def model_digest(model_path: str | Path) -> str:
-    """SHA-256 over a model's bytes and its metadata's bytes: the identity of a version."""
+    """SHA-256 over a model's bytes and its metadata's bytes: the identity of a version.
+
+    The files are labelled with the registry's own names (``model.ubj``, ``model.meta.json``)
+    whatever they are called where they come from, so a model keeps its digest when it is
+    copied into the registry (the unweighted baseline is ``baseline_model.ubj`` in a run).
+    """
     model_path = Path(model_path)
     digest = hashlib.sha256()
-    for path in (model_path, metadata_path(model_path)):
+    labels = (MODEL_FILE, metadata_path(Path(MODEL_FILE)).name)
+    for label, path in zip(labels, (model_path, metadata_path(model_path)), strict=True):
         if not path.is_file():
             raise RegistryError(
                 f"model file {path} not found",
                 fix="register a model written by WeightedCTRModel.save (model.ubj + "
                 "model.meta.json)",
             )
-        digest.update(path.name.encode() + b"\0")
+        digest.update(label.encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

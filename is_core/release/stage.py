@@ -1,5 +1,6 @@
-"""The promotion-gate stage: register today's challenger, re-score the champion on the same
-rows, and decide (:func:`is_core.release.promotion.decide_promotion`) whether it replaces it.
+"""The promotion-gate stage: pick today's challenger (the weighted model when the weighting
+paid, else the unweighted baseline), register it, re-score the champion on the same rows, and
+decide (:func:`is_core.release.promotion.decide_promotion`) whether it replaces it.
 
 Nothing here moves the ``champion`` alias: the flow does that inside a transaction, together
 with the publication of the run folder.
@@ -13,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from is_core.config import ColumnsConfig, PromotionConfig
-from is_core.ctr.metrics import ctr_metrics, paired_logloss_difference
+from is_core.config import ColumnsConfig, EvaluationConfig, PromotionConfig
+from is_core.ctr.metrics import bootstrap_metrics, ctr_metrics
 from is_core.ctr.model import WeightedCTRModel
-from is_core.ctr.stage import PREDICTIONS_FILE, TrainedModels, evaluation_rows
+from is_core.ctr.stage import PREDICTIONS_FILE, Evaluation, TrainedModels, evaluation_rows
 from is_core.data.stage import Inputs
-from is_core.release.promotion import decide_promotion
+from is_core.release.promotion import choose_challenger, decide_promotion
 from is_core.release.registry import CHAMPION, ModelRegistry, ModelVersion
 from is_core.weights.stage import WeightsResult
 
@@ -57,51 +58,70 @@ def _compared_champion(registry: ModelRegistry, challenger: ModelVersion
     return registry.get(compared) if compared else None
 
 
-def _today_predictions(out_dir: Path, frame: pd.DataFrame, challenger: ModelVersion,
-                       models: TrainedModels) -> tuple[np.ndarray, np.ndarray]:
-    """The challenger's and the baseline's predictions: the evaluate stage's, or scored anew."""
+def _today_predictions(out_dir: Path, frame: pd.DataFrame, models: TrainedModels
+                       ) -> dict[str, np.ndarray]:
+    """Today's two models' predictions: the evaluate stage's, or scored anew."""
     scored = _evaluation_predictions(out_dir, len(frame))
     if scored is not None:
-        return scored["weighted"].to_numpy(), scored["unweighted"].to_numpy()
-    return (WeightedCTRModel.load(challenger.model_path).predict_proba(frame),
-            WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame))
+        return {name: scored[name].to_numpy() for name in ("weighted", "unweighted")}
+    return {"weighted": WeightedCTRModel.load(models["weighted"]["path"]).predict_proba(frame),
+            "unweighted": WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame)}
+
+
+def _register(registry: ModelRegistry, models: TrainedModels, inputs: Inputs, model: str,
+              weighting_detail: str) -> ModelVersion:
+    """Register today's chosen model; its card says whether the weighting was applied."""
+    card: dict[str, Any] = {
+        "input_fingerprints": {r: v["fingerprint"] for r, v in inputs["roles"].items()},
+        "weighting": "importance" if model == "weighted" else "not applied"}
+    if model != "weighted":
+        card["weighting_reason"] = weighting_detail
+    path = models["weighted"]["path"] if model == "weighted" else models["unweighted"]["path"]
+    version, _ = registry.register(path, run_date=inputs["run_date"], card=card)
+    return version
 
 
 def evaluate_promotion(
     promotion: PromotionConfig, columns: ColumnsConfig, inputs: Inputs,
-    validation: dict[str, Any], weights: WeightsResult, models: TrainedModels, out_dir: Path,
-    *, registry: ModelRegistry, min_ess_fraction: float,
+    validation: dict[str, Any], weights: WeightsResult, models: TrainedModels,
+    evaluation: Evaluation, out_dir: Path, *, registry: ModelRegistry, min_ess_fraction: float,
+    evaluation_config: EvaluationConfig, random_state: int,
 ) -> dict[str, Any]:
-    """Register today's weighted model and decide whether it replaces the champion.
+    """Pick, register and judge today's challenger; decide whether it replaces the champion.
 
-    Registration is idempotent (same model bytes → same version). The champion is re-scored
-    with the challenger on :func:`is_core.ctr.stage.evaluation_rows`. Returns the decision as a
-    JSON-able dict (``baseline`` and ``registry`` added). Moving the alias when the challenger
-    already is the champion is a no-op, so the caller need not check.
+    The challenger is the weighted model when it is non-inferior to the unweighted baseline on
+    the evaluate stage's paired bootstrap interval (``evaluation['differences']``, the numbers
+    of the report's verdict), else the baseline. Registration is idempotent (same model bytes →
+    same version). The champion is re-scored with the challenger on
+    :func:`is_core.ctr.stage.evaluation_rows`, and the paired bootstrap of their difference uses
+    the evaluate stage's settings. Returns the decision as a JSON-able dict (``registry``
+    added). Moving the alias when the challenger already is the champion is a no-op.
     """
-    challenger, _ = registry.register(
-        models["weighted"]["path"], run_date=inputs["run_date"],
-        card={"input_fingerprints": {r: v["fingerprint"] for r, v in inputs["roles"].items()},
-              "weighting": "importance"},
-    )
+    weighting_difference = evaluation["differences"]["weighted"][promotion.metric]
+    model, weighting = choose_challenger(promotion, weighting_difference)
+    challenger = _register(registry, models, inputs, model, weighting.detail)
     champion = _compared_champion(registry, challenger)
     frame, sample_weight, on = evaluation_rows(columns, inputs, weights, out_dir)
     y = frame[columns.label].to_numpy()
-    p_chal, p_base = _today_predictions(out_dir, frame, challenger, models)
-    chal = _version_summary(challenger, ctr_metrics(y, p_chal, sample_weight))
+    p_chal = _today_predictions(out_dir, frame, models)[model]
+    chal = {**_version_summary(challenger, ctr_metrics(y, p_chal, sample_weight)),
+            "model": model}
     champ, difference = None, None
     if champion is not None:
         p_champ = WeightedCTRModel.load(champion.model_path).predict_proba(frame)
         champ = _version_summary(champion, ctr_metrics(y, p_champ, sample_weight))
-        difference = paired_logloss_difference(y, p_chal, p_champ, sample_weight).to_dict()
-    baseline = ({"metrics": ctr_metrics(y, p_base, sample_weight)}
-                if promotion.require_weighting_not_worse else None)
+        boot = bootstrap_metrics(y, {"challenger": p_chal, "champion": p_champ}, sample_weight,
+                                 baseline="champion", n_boot=evaluation_config.n_boot,
+                                 level=evaluation_config.ci_level,
+                                 n_bins=evaluation_config.calibration_bins,
+                                 random_state=random_state)
+        difference = boot["difference"]["challenger"][promotion.metric]
     decision = decide_promotion(
-        promotion, min_ess_fraction=min_ess_fraction,
-        validation=validation, diagnostics=weights["diagnostics"], challenger=chal,
-        champion=champ, evaluated_on=on, n=int(len(y)), logloss_difference=difference,
-        baseline=baseline,
+        promotion, min_ess_fraction=min_ess_fraction, validation=validation,
+        diagnostics=weights["diagnostics"], challenger=chal, champion=champ, evaluated_on=on,
+        n=int(len(y)), weighting=weighting,
+        weighting_difference=weighting_difference if promotion.require_weighting_not_worse
+        else None, champion_difference=difference,
     ).to_dict()
-    decision["baseline"] = baseline
     decision["registry"] = str(registry.root.resolve())
     return decision

@@ -121,9 +121,31 @@ def verdict(metrics: dict[str, Any], promotion: dict[str, Any] | None = None) ->
     if promotion is not None:
         promote = bool(promotion.get("promote"))
         text += f" Promote: {'yes' if promote else 'no'} because {promotion.get('reason', '')}."
+        text += f" {champion_sentence(promotion)}"
         out["promote"] = promote
+        out["champion_model"] = _champion_model(promotion)
     out["text"] = text
     return out
+
+
+def _champion_model(promotion: dict[str, Any]) -> str | None:
+    """"weighted" or "unweighted" when today's challenger became champion, else None."""
+    challenger = promotion.get("challenger") or {}
+    return challenger.get("model") if promotion.get("promote") else None
+
+
+def champion_sentence(promotion: dict[str, Any]) -> str:
+    """Which model serves after this run, and why, in one sentence."""
+    challenger = promotion.get("challenger") or {}
+    champion = promotion.get("champion")
+    if promotion.get("promote"):
+        kind = ("the importance-weighted model" if challenger.get("model") == "weighted"
+                else "today's unweighted baseline (weighting not applied: "
+                f"{(promotion.get('weighting') or {}).get('detail', 'it did not pay')})")
+        return f"Champion now: v{challenger.get('version')}, {kind}."
+    if champion:
+        return f"Champion unchanged: v{champion['version']} (run date {champion['run_date']})."
+    return "No champion: nothing passed the gate."
 
 
 def metrics_table(report: dict[str, Any]) -> list[dict[str, Any]]:

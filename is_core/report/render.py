@@ -14,7 +14,7 @@ from typing import Any
 from is_core.ctr.metrics import METRICS
 from is_core.report import _html as html
 from is_core.report import plots
-from is_core.report.content import metrics_table
+from is_core.report.content import champion_sentence, metrics_table
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -231,7 +231,7 @@ def _promotion_html(promotion: dict[str, Any] | None) -> list[str]:
     checks = [c for c in promotion.get("checks", []) if isinstance(c, dict)]
     return [html.section("Promotion", html.paragraph(
         f"Promote: {'yes' if promotion.get('promote') else 'no'}. "
-        f"{promotion.get('reason', '')}"),
+        f"{promotion.get('reason', '')}"), html.paragraph(champion_sentence(promotion)),
         html.table(checks, columns=sorted(checks[0]) if checks else None),
         anchor="promotion")]
 

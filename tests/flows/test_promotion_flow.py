@@ -45,14 +45,23 @@ def champion_run(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 class TestFirstRun:
-    def test_first_model_becomes_champion(self, champion_run):
-        _, result, run_dir, registry = champion_run
-        decision = report_of(run_dir)["promotion"]
+    def test_weighting_that_paid_makes_the_weighted_model_champion(self, champion_run):
+        config, result, run_dir, registry = champion_run
+        report = report_of(run_dir)
+        decision = report["promotion"]
+        # the precondition, read from the evaluate stage's interval (the verdict's numbers)
+        difference = report["metrics"]["differences"]["weighted"]["logloss"]
+        assert difference["ci_high"] < config.promotion.tolerance, difference
+        assert decision["weighting"]["applied"] and decision["weighting"]["difference"] == \
+            difference
         assert decision["promote"] and decision["champion"] is None
         assert result["promotion"]["promote"]
         assert registry.champion().version == decision["challenger"]["version"] == "1"
+        assert decision["challenger"]["model"] == "weighted"
+        assert registry.champion().card["weighting"] == "importance"
         assert (registry.champion().model_path.read_bytes()
                 == (run_dir / "model.ubj").read_bytes())
+        assert "Champion now: v1, the importance-weighted model" in report["verdict"]["text"]
         # the switch was committed: no journal left, no commit marker in the run folder
         assert not (registry.root / JOURNAL_FILE).exists()
         assert not (run_dir / ".champion-switch").exists()
@@ -65,6 +74,34 @@ class TestFirstRun:
         assert decision["n"] == report["metrics"]["n"]
         assert decision["challenger"]["metrics"]["logloss"] == pytest.approx(
             report["metrics"]["weighted"]["logloss"], rel=1e-12)
+
+
+class TestWeightingLostOnDayOne:
+    """Tolerance 0: the weighting must be shown better, which this small sample cannot show."""
+
+    @pytest.fixture(scope="class")
+    def lost_run(self, small_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+        out = tmp_path_factory.mktemp("lost-runs")
+        config = small_config(small_data_root, out, promotion={"tolerance": 0.0})
+        daily_retrain(config=config, run_date=RUN_DATE)
+        return out / RUN_DATE.isoformat(), ModelRegistry(out / "registry")
+
+    def test_the_unweighted_baseline_is_promoted_as_such(self, lost_run):
+        run_dir, registry = lost_run
+        report = report_of(run_dir)
+        decision = report["promotion"]
+        difference = report["metrics"]["differences"]["weighted"]["logloss"]
+        assert difference["ci_high"] >= 0.0, difference  # the precondition
+        assert decision["promote"] and not decision["weighting"]["applied"]
+        assert decision["challenger"]["model"] == "unweighted"
+        champion = registry.champion()
+        assert champion.card["weighting"] == "not applied"
+        assert "not shown non-inferior" in champion.card["weighting_reason"]
+        assert (champion.model_path.read_bytes()
+                == (run_dir / "baseline_model.ubj").read_bytes())
+        assert "today's unweighted baseline (weighting not applied" in report["verdict"]["text"]
+        assert decision["challenger"]["metrics"]["logloss"] == pytest.approx(
+            report["metrics"]["unweighted"]["logloss"], rel=1e-12)
 
 
 class TestIdempotentRerun:
@@ -113,15 +150,22 @@ class TestChallenger:
             "promotion": config.promotion.model_copy(update={"tolerance": 0.0}),
         })
         daily_retrain(config=weak, run_date=RUN_DATE)
-        decision = report_of(run_dir)["promotion"]
+        report = report_of(run_dir)
+        decision = report["promotion"]
+        champion_logloss = decision["champion"]["value"]
+        # both of today's models lose to the champion, whichever is the challenger
+        for name in ("weighted", "unweighted"):
+            assert report["metrics"][name]["logloss"] > champion_logloss
         assert not decision["promote"]
         assert decision["champion"]["version"] == "1"
         assert decision["challenger"]["version"] != "1"
-        assert decision["challenger"]["value"] > decision["champion"]["value"]
+        assert decision["challenger"]["value"] > champion_logloss
         assert decision["worse_by"] == pytest.approx(
-            decision["challenger"]["value"] - decision["champion"]["value"])
+            decision["challenger"]["value"] - champion_logloss)
+        assert decision["worse_by_upper"] >= decision["worse_by"]
         assert {c["name"]: c["passed"] for c in decision["checks"]}["metric"] is False
         assert registry.champion().version == "1"
+        assert "Champion unchanged: v1" in report["verdict"]["text"]
 
     def test_failure_inside_promotion_keeps_the_old_champion(self, champion_run, monkeypatch):
         config, _, run_dir, registry = champion_run

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from is_core.ctr.model import metadata_path
 from is_core.errors import RegistryError
 from is_core.release.registry import CHAMPION, JOURNAL_FILE, ModelRegistry, model_digest
 
@@ -194,3 +195,14 @@ class TestSwitchJournal:
         v3, _ = registry.register(fake_model(tmp_path / "c", b"3"))
         _, after, _ = registry.begin_switch(v3.version, tmp_path / "run3" / ".marker")
         assert after.previous == before.version  # v2's dead switch was undone first
+
+
+def test_a_model_keeps_its_digest_under_another_file_name(tmp_path):
+    # the unweighted baseline is baseline_model.ubj in a run folder, model.ubj in the registry
+    for name in ("model", "baseline_model"):
+        (tmp_path / f"{name}.ubj").write_bytes(b"booster bytes")
+        metadata_path(tmp_path / f"{name}.ubj").write_text("{}")
+    assert model_digest(tmp_path / "model.ubj") == model_digest(tmp_path / "baseline_model.ubj")
+    registry = ModelRegistry(tmp_path / "registry")
+    version, new = registry.register(tmp_path / "baseline_model.ubj", run_date="2026-11-28")
+    assert new and model_digest(version.model_path) == version.digest
