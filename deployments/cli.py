@@ -250,16 +250,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _in_full(error: Exception, cause: IsbenchError | None) -> str:
+    """``error``'s message with the whole text of its ``cause`` in place of the cause's one-line
+    ``str`` (a :class:`DataValidationError` lists every failed expectation only there): the
+    Prefect logs above repeat the short form, this is the one full copy."""
+    text, summary = str(error), str(cause)
+    if cause is None or cause.message == summary:
+        return text
+    if summary and text.endswith(summary):
+        return text[: -len(summary)] + cause.message
+    return f"{text}\n{cause.message}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; exit 2 for an :class:`IsbenchError` (bad config or data, a failed gate:
+    fix and re-run), 1 for anything else (a bug or an environment problem)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except IsbenchError as exc:
-        print(f"isbench: {exc}", file=sys.stderr)
+        print(f"isbench: {exc.message}", file=sys.stderr)
         return 2
     except Exception as exc:  # a failed flow run: its message names the stage
         cause = exc.__cause__ if isinstance(exc.__cause__, IsbenchError) else None
-        print(f"isbench: {exc}", file=sys.stderr)
+        print(f"isbench: {_in_full(exc, cause)}", file=sys.stderr)
         return 2 if cause else 1
 
 

@@ -8,7 +8,10 @@ a config file must not be silently ignored). Defaults run as they are on the dem
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,10 +57,26 @@ class ColumnsConfig(_Strict):
     logging_propensity: str | None = Field(
         "logging_propensity", description="Logging policy's propensity on source rows (optional)."
     )
+    exposure: list[str] = Field(
+        default_factory=list, description="Exposure features: columns of columns.numeric or "
+        "columns.categorical that describe how an impression was shown (position, slot, page) "
+        "and are unknown when the served model scores a request. The proposal model and the "
+        "validation use them; the CTR models never see them (the weights carry their shift).")
 
     @property
     def features(self) -> list[str]:
+        """Every feature column: what the proposal model and the validation see."""
         return [*self.numeric, *self.categorical]
+
+    @property
+    def ctr_numeric(self) -> list[str]:
+        """The numeric features of the CTR models (no exposure feature)."""
+        return [c for c in self.numeric if c not in self.exposure]
+
+    @property
+    def ctr_categorical(self) -> list[str]:
+        """The categorical features of the CTR models (no exposure feature)."""
+        return [c for c in self.categorical if c not in self.exposure]
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -72,6 +91,17 @@ class ColumnsConfig(_Strict):
         if self.label in self.features:
             raise ConfigError(f"label column {self.label!r} is also listed as a feature",
                               fix="remove it from columns.numeric/categorical")
+        unknown = [c for c in self.exposure if c not in self.features]
+        if unknown:
+            raise ConfigError(
+                f"columns.exposure names {unknown}, which are not in columns.numeric or "
+                "columns.categorical", fix="list each exposure feature under columns.numeric or "
+                "columns.categorical too (that gives its type); exposure only keeps it away "
+                "from the CTR models")
+        if self.exposure and not (self.ctr_numeric or self.ctr_categorical):
+            raise ConfigError("every feature is listed in columns.exposure: the CTR models "
+                              "would have no feature", fix="keep at least one feature that "
+                              "is known at request time out of columns.exposure")
         return self
 
 
@@ -202,6 +232,15 @@ class TrainConfig(_Strict):
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     max_cat_to_onehot: int = Field(8, ge=1)
     n_jobs: int | None = Field(None, description="Threads for XGBoost; None uses every core.")
+    recalibrate: bool = Field(
+        True, description="Also build the 'recalibrated' candidate: the unweighted booster with "
+        "a calibrator fitted on its out-of-fold source scores with the importance weights "
+        "(is_core.ctr.recalibration).")
+    recalibration: Literal["auto", "platt", "isotonic"] = Field(
+        "auto", description="The calibrator: Platt on the logit, isotonic (only with a large "
+        "weighted ESS), or 'auto', the one with the lower cross-fitted weighted logloss.")
+    recalibration_folds: int = Field(2, ge=2, le=10, description="Folds of the out-of-fold "
+                                     "scores the calibrator is fitted on.")
 
 
 class EvaluationConfig(_Strict):
@@ -296,6 +335,12 @@ class ValidationConfig(_Strict):
         3.0, gt=1, description="Largest factor by which the day's row count, CTR or a "
         "categorical cardinality may differ from the reference day.")
     data_docs: bool = Field(True, description="Build Great Expectations Data Docs per run.")
+    allow_missing_features: bool = Field(
+        True, description="A missing feature value is data: a missing categorical is its own "
+        "level, a missing numeric is NaN (XGBoost takes it natively; the proposal model adds a "
+        "missing indicator and imputes the mean); a jump of a feature's share of missing values "
+        "against the reference day fails as drift. false: any missing feature value fails the "
+        "run (or is quarantined). ±inf always fails.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -364,31 +409,191 @@ class IsbenchConfig(_Strict):
 
     @classmethod
     def from_file(cls, path: str | Path) -> IsbenchConfig:
-        """Load a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file."""
+        """Load a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file.
+
+        Every mistake in the file (its syntax, an unknown key, a bad value) is one
+        :class:`ConfigError` naming the file, the line (where known) and the key.
+        """
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} not found", fix="pass an existing file")
-        text = path.read_text(encoding="utf-8")
-        raw: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        return cls.from_mapping(raw or {}, source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                              f"{exc.start})", fix="save it as UTF-8 YAML or TOML") from exc
+        is_toml = path.suffix == ".toml"
+        raw = _parse_toml(path, text) if is_toml else _parse_yaml(path, text)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"invalid config {path}: its top level is a {type(raw).__name__}, "
+                              "not a mapping of keys",
+                              fix="write sections of `key: value` lines, as in "
+                              "configs/default.yaml")
+        lines = _toml_key_lines(text) if is_toml else _yaml_key_lines(text)
+        return cls.from_mapping(raw, source=str(path), lines=lines)
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any], source: str = "config") -> IsbenchConfig:
-        """Validate a mapping, turning pydantic's errors into one :class:`ConfigError`."""
+    def from_mapping(cls, raw: dict[str, Any], source: str = "",
+                     lines: Mapping[tuple[str | int, ...], int] | None = None) -> IsbenchConfig:
+        """Validate a mapping, turning pydantic's errors into one :class:`ConfigError`.
+
+        It names each wrong key by its dotted path (``proposal.C``), with its line in ``source``
+        when ``lines`` maps key paths to line numbers, and says how to fix it: for an unknown
+        key the closest known key of its section, for a bad value the validator's fix.
+        """
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {_problem(e)}" for e in exc.errors()
-            )
-            raise ConfigError(f"invalid {source}: {problems}",
-                              fix="correct these keys (see configs/demo.yaml)") from exc
+            problems = [_problem(cls, e, lines or {}) for e in exc.errors()]
+            keys = [".".join(map(str, e["loc"])) or "<root>" for e in exc.errors()]
+            raise ConfigError(
+                " ".join(["invalid config", *([source] if source else [])]) + ": "
+                + "; ".join(what for what, _ in problems),
+                fix="; ".join(dict.fromkeys(fix for _, fix in problems)),
+                details={"source": source, "keys": keys},
+            ) from exc
 
 
-def _problem(error: Any) -> str:
-    """One pydantic error as text: a :class:`ConfigError` raised by a validator as its what and
-    fix (without pydantic's "Value error, " prefix), any other error as pydantic words it."""
+_SYNTAX_FIX = "correct the {kind} syntax at line {line} of {path} ({hint}), then re-run"
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error becomes a :class:`ConfigError` naming the line
+    and column of PyYAML's ``problem_mark`` (and of its ``context_mark``, where it opened)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "unreadable YAML"
+        context = exc.context if exc.problem and exc.context else None
+        if context and exc.context_mark and exc.context_mark is not mark:
+            context += f" at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"invalid YAML in {path}{where}: {problem}" + (f" ({context})" if context else ""),
+            fix=_SYNTAX_FIX.format(kind="YAML", line=mark.line + 1 if mark else "?", path=path,
+                                   hint="brackets and quotes closed, consistent indentation"),
+        ) from exc
+    except yaml.YAMLError as exc:  # a reader error: a character YAML does not allow
+        raise ConfigError(f"invalid YAML in {path}: {' '.join(str(exc).split())}",
+                          fix="remove the control character or save the file as UTF-8") from exc
+
+
+_TOML_AT = re.compile(r"^(?P<problem>.*?) \(at (?:line (?P<line>\d+), column (?P<column>\d+)"
+                      r"|end of document)\)$", re.DOTALL)
+
+
+def _parse_toml(path: Path, text: str) -> Any:
+    """``tomllib.loads(text)``; a syntax error becomes a :class:`ConfigError` naming the line and
+    column (Python 3.11's ``TOMLDecodeError`` has them only in its message: "... (at line L,
+    column C)")."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_AT.match(str(exc))
+        problem = found["problem"] if found else str(exc)
+        line = found["line"] if found and found["line"] else None
+        where = (f", line {line}, column {found['column']}" if found and line
+                 else ", at the end of the file" if found else "")
+        raise ConfigError(
+            f"invalid TOML in {path}{where}: {problem}",
+            fix=_SYNTAX_FIX.format(kind="TOML", line=line or len(text.splitlines()), path=path,
+                                   hint="brackets and quotes closed, one `key = value` a line"),
+        ) from exc
+
+
+def _yaml_key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Line (1-based) of every key path in a YAML document that parsed (a compose pass)."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*path, str(key.value))
+                lines.setdefault(here, key.start_mark.line + 1)
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines.setdefault((*path, i), item.start_mark.line + 1)
+                walk(item, (*path, i))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+_TOML_TABLE = re.compile(r"^\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?")
+_TOML_KEY = re.compile(r"^(?P<name>[A-Za-z0-9_.\-\"' ]+?)\s*=")
+
+
+def _toml_key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Line (1-based) of every ``[table]`` header and ``key = value`` line of a TOML document
+    (a line scan: TOML parsers keep no positions)."""
+    def dotted(name: str) -> tuple[str, ...]:
+        return tuple(part.strip().strip("\"'") for part in name.split("."))
+
+    lines: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header := _TOML_TABLE.match(line.strip()):
+            table = dotted(header["name"])
+            lines.setdefault(table, number)
+        elif key := _TOML_KEY.match(line.strip()):
+            lines.setdefault((*table, *dotted(key["name"])), number)
+    return lines
+
+
+def _line_of(lines: Mapping[tuple[str | int, ...], int], loc: tuple[str | int, ...]
+             ) -> int | None:
+    """The line of ``loc``, or of its nearest enclosing key, in the config file."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _section(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[type[BaseModel], int]:
+    """The deepest config section on the key path ``loc``, and how many parts of ``loc`` name
+    it (the part after them is a key of that section)."""
+    depth = 0
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model, depth = annotation, depth + 1
+    return model, depth
+
+
+def _problem(model: type[BaseModel], error: Any, lines: Mapping[tuple[str | int, ...], int]
+             ) -> tuple[str, str]:
+    """One pydantic error as (what, fix): the dotted key and its line; for an unknown key the
+    closest known key of its section; a :class:`ConfigError` raised by a validator as its what
+    and fix (without pydantic's "Value error, " prefix); any other error as pydantic words it,
+    with the value given and, in the fix, what the key means."""
+    loc = tuple(error["loc"])
+    key = ".".join(map(str, loc)) or "<root>"
+    line = _line_of(lines, loc)
+    at = f"{key} (line {line}): " if line else f"{key}: " if loc else ""
+    section, depth = _section(model, loc)
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1)
+        if close:
+            known = ".".join([*map(str, loc[:-1]), close[0]])
+            return f"{at}unknown key (did you mean {known}?)", f"rename {key} to {known}"
+        return f"{at}unknown key", f"remove {key} (configs/default.yaml lists every key)"
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, IsbenchError):
-        return f"{cause.what} (fix: {cause.fix})" if cause.fix else cause.what
-    return str(error["msg"])
+        return f"{at}{cause.what}", cause.fix or f"correct {key}"
+    given = repr(error.get("input"))
+    given = given if len(given) <= 60 else given[:57] + "..."
+    # the fix names the key itself, not a list index or a union member pydantic appends to loc
+    field = section.model_fields.get(str(loc[depth])) if depth < len(loc) else None
+    gist = (field.description or "").rstrip(".") if field else ""
+    meaning = f" ({gist})" if gist and len(gist) <= 90 else ""  # a long one buries the fix
+    return (f"{at}{error['msg']} (got {given})",
+            f"give {'.'.join(map(str, loc[:depth + 1]))}{meaning} a valid value; "
+            "configs/default.yaml lists every key with its default")

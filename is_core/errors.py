@@ -49,7 +49,18 @@ class IsbenchError(Exception):
         self.what = what
         self.fix = fix
         self.details = dict(details or {})
-        super().__init__(f"{what}. Fix: {fix}" if fix else what)
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The whole text, what failed and the fix. It is ``str(error)``, except for an error
+        whose detail spans many lines (:class:`DataValidationError`): its ``str``, which Prefect
+        repeats in state messages, logs and tracebacks, is a one-line summary, and the CLI
+        prints this once."""
+        if not self.fix:
+            return self.what
+        joint = "\n" if "\n" in self.what else ". "  # a list of lines gets its fix on a line
+        return f"{self.what}{joint}Fix: {self.fix}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Prefect pickles exceptions into states. The default rebuilds ``cls(*self.args)``,
@@ -110,7 +121,9 @@ class DataValidationError(IsbenchError, ValueError):
     """The data broke one or more expectations of the validation suite.
 
     ``failures`` lists one dict per failed expectation with ``role``, ``column``, ``rule``,
-    ``observed``, ``expected`` and ``fix``.
+    ``observed``, ``expected`` and ``fix``. ``what`` (and :attr:`message`) has a line per
+    failure; ``str(error)`` is one line naming the failed expectations, since Prefect repeats it
+    in the task's and the flow's state messages and logs.
     """
 
     stage = "validate"
@@ -129,6 +142,18 @@ class DataValidationError(IsbenchError, ValueError):
             fix="correct the upstream data or the config, then re-run the date",
             details={"failures": failures},
         )
+        self.args = (_validation_summary(failures, role),)
+
+
+def _validation_summary(failures: list[dict[str, Any]], role: str, shown: int = 3) -> str:
+    """One line: how many expectations failed, the first ``shown`` by role, column and rule."""
+    named = [" ".join([f"[{f.get('role', role)}]",
+                       *([repr(f["column"])] if f.get("column") else []), str(f.get("rule"))])
+             for f in failures[:shown]]
+    more = f" and {len(failures) - shown} more" if len(failures) > shown else ""
+    return (f"{len(failures)} expectation(s) failed on the {role or 'input'} data: "
+            f"{', '.join(named)}{more}. Fix: each one's observed value and fix are in the run's "
+            "failure record")
 
 
 class ProposalFitError(IsbenchError, ValueError):

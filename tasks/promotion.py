@@ -66,10 +66,10 @@ def render_decision(decision: dict[str, Any]) -> str:
         lines.append(f"| {role} | v{info['version']} | {info['run_date']} | "
                      f"{m['logloss']:.6f} | {m['auc']:.4f} | {m['calibration_ratio']:.4f} |")
     weighting = decision["weighting"]
-    lines += ["", f"Weighting {'applied' if weighting['applied'] else 'not applied'}: "
-              f"{weighting['detail']}."]
-    for label, diff in (("weighted − unweighted", weighting["difference"]),
-                        ("challenger − champion", decision.get("champion_difference"))):
+    lines += ["", f"Weighting {'applied' if weighting['applied'] else 'not applied'} "
+              f"({weighting['candidate']}): {weighting['detail']}."]
+    pairs = [(f"{name} − unweighted", diff) for name, diff in weighting["differences"].items()]
+    for label, diff in [*pairs, ("challenger − champion", decision.get("champion_difference"))]:
         if diff:
             lines.append(f"Paired {decision['metric']} difference ({label}): "
                          f"{diff['value']:+.6f}, 95 % CI [{diff['ci_low']:+.6f}, "

@@ -20,7 +20,7 @@ from prefect.states import State
 from prefect.tasks import RetryConditionCallable, StateHookCallable
 
 from is_core.config import IsbenchConfig
-from is_core.ctr.stage import MODEL_NAMES, Evaluation, TrainedModels
+from is_core.ctr.stage import Evaluation, TrainedModels, candidate_names
 from is_core.ctr.stage import evaluate_models as _evaluate
 from is_core.ctr.stage import train_models as _train
 from is_core.data.atomic import write_json_atomic, write_text_atomic
@@ -213,7 +213,7 @@ def _gates_artifact(gates: list[dict[str, Any]], run_date: str) -> None:
       cache_policy=StageOutputs(stage="train"), result_serializer="json")
 def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult
                  ) -> TrainedModels:
-    """Train the weighted XGBoost CTR model and the unweighted baseline.
+    """Train the candidate CTR models: weighted, unweighted baseline, recalibrated baseline.
 
     Cached by input fingerprints + config like :func:`fit_proposal`; :func:`collect_outputs`
     then puts the model files into the run's staging folder.
@@ -224,8 +224,9 @@ def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult
                                random_state=config.random_state,
                                metadata={"weights_config": config.weights.model_dump(),
                                          "proposal_config": config.proposal.model_dump()}))
-    for name in MODEL_NAMES:
+    for name in candidate_names(out):
         info = out[name]
+        assert info is not None  # candidate_names lists the trained ones
         get_run_logger().info("%s model: %d trees in %.1f s", name, info["best_iteration"] + 1,
                               info["seconds"])
     return out
@@ -240,7 +241,7 @@ def collect_outputs(models: TrainedModels, staging: Path) -> TrainedModels:
 @task(name="evaluate", **IO_RETRIES, **FREE_MEMORY)
 def evaluate_models(config: IsbenchConfig, inputs: Inputs, models: TrainedModels,
                     weights: WeightsResult, staging: Path) -> Evaluation:
-    """Score both models on the target holdout."""
+    """Score every candidate model on the target holdout."""
     return _evaluate(config.evaluation, config.columns, inputs, models, weights, staging,
                      random_state=config.random_state)
 

@@ -9,6 +9,7 @@ targets the target distribution. Models are stored as XGBoost UBJSON, never pick
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Self
@@ -17,13 +18,17 @@ import numpy as np
 import pandas as pd
 import sklearn
 import xgboost as xgb
-from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from is_core._validation import check_length, check_sample_weight
+from is_core.ctr.recalibration import WeightedCalibrator
 from is_core.data.atomic import write_bytes_atomic, write_json_atomic
 from is_core.data.features import FeatureSpec
 from is_core.errors import ParameterError, TrainingError
+
+#: The booster attribute holding a recalibrated model's calibrator (JSON).
+CALIBRATOR_ATTR = "isbench_calibrator"
 
 
 class WeightedCTRModel(BaseEstimator):
@@ -118,18 +123,35 @@ class WeightedCTRModel(BaseEstimator):
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Click probability of each row of ``frame`` (1-D array)."""
+        """Click probability of each row of ``frame`` (1-D array), recalibrated when the model
+        carries a calibrator (:meth:`with_calibrator`)."""
         X = self.feature_spec_.transform(frame)
         dmat = xgb.DMatrix(X, enable_categorical=True)
-        return self.booster_.predict(dmat, iteration_range=(0, self.best_iteration_ + 1))
+        p = self.booster_.predict(dmat, iteration_range=(0, self.best_iteration_ + 1))
+        calibrator = getattr(self, "calibrator_", None)
+        return p if calibrator is None else calibrator.transform(p)
+
+    def with_calibrator(self, calibrator: WeightedCalibrator) -> WeightedCTRModel:
+        """A copy of this fitted model whose predictions go through ``calibrator``; saved and
+        loaded as one model (the calibrator is stored inside the UBJSON booster)."""
+        out = copy.copy(self)
+        out.booster_ = self.booster_.copy()
+        out.calibrator_ = calibrator
+        return out
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write the booster as UBJSON at ``path`` and its metadata at ``<path>.meta.json``."""
         path = Path(path)
+        calibrator = getattr(self, "calibrator_", None)
+        # the calibrator lives in the booster's own attributes, so the model bytes (and their
+        # digest in the registry) cannot be separated from it
+        self.booster_.set_attr(**{CALIBRATOR_ATTR: None if calibrator is None
+                                  else json.dumps(calibrator.to_dict(), sort_keys=True)})
         raw = self.booster_.save_raw(raw_format="ubj")
         write_bytes_atomic(bytes(raw), path)
         meta = {
+            "calibrator": None if calibrator is None else calibrator.to_dict(),
             "format": "xgboost-ubj",
             "features": self.feature_spec_.to_dict(),
             "dtypes": {**{c: "float32" for c in self.feature_spec_.numeric},
@@ -158,6 +180,12 @@ class WeightedCTRModel(BaseEstimator):
         model.validation_logloss_ = float(meta["validation_logloss"])
         model.n_train_ = int(meta.get("n_train", 0))
         model.n_valid_ = int(meta.get("n_valid", 0))
+        stored = model.booster_.attr(CALIBRATOR_ATTR)
+        if (stored is None) != (meta.get("calibrator") is None):
+            raise TrainingError(f"{path} and its metadata disagree on whether the model is "
+                                "recalibrated", fix="re-run the date that wrote the model")
+        model.calibrator_ = (None if stored is None
+                             else WeightedCalibrator.from_dict(json.loads(stored)))
         return model
 
 
@@ -197,3 +225,17 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries that determine a model's bytes and numbers."""
     return {"xgboost": xgb.__version__, "scikit-learn": sklearn.__version__,
             "pandas": pd.__version__, "numpy": np.__version__}
+
+
+def out_of_fold_predictions(template: WeightedCTRModel, frame: pd.DataFrame, y: np.ndarray,
+                            n_folds: int = 2, random_state: int = 0) -> np.ndarray:
+    """Each row's click probability from a copy of ``template`` fitted (unweighted) on the
+    other ``n_folds - 1`` stratified folds: the scores an importance-weighted calibrator is
+    fitted on (:mod:`is_core.ctr.recalibration`)."""
+    y = np.asarray(y)
+    oof = np.empty(len(y))
+    for train, test in StratifiedKFold(n_folds, shuffle=True,
+                                       random_state=random_state).split(np.zeros(len(y)), y):
+        model = clone(template).fit(frame.iloc[train], y[train])
+        oof[test] = model.predict_proba(frame.iloc[test])
+    return oof

@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from is_core._validation import config_keys
 from is_core.config import ColumnsConfig, EvaluationConfig, TrainConfig
@@ -26,7 +27,8 @@ from is_core.ctr.metrics import (
     paired_logloss_difference,
     reliability_curve,
 )
-from is_core.ctr.model import WeightedCTRModel
+from is_core.ctr.model import WeightedCTRModel, out_of_fold_predictions
+from is_core.ctr.recalibration import WeightedCalibrator
 from is_core.data.atomic import write_parquet_atomic
 from is_core.data.features import FeatureSpec
 from is_core.data.io import release_memory
@@ -36,11 +38,14 @@ from is_core.weights.stage import WeightsResult
 
 MODEL_FILE = "model.ubj"
 BASELINE_FILE = "baseline_model.ubj"
+RECALIBRATED_FILE = "recalibrated_model.ubj"
 EVAL_ROWS_FILE = "evaluation_rows.parquet"
 PREDICTIONS_FILE = "evaluation_predictions.parquet"  # scratch: the promotion gate reuses it
 
-ModelName = Literal["weighted", "unweighted"]
-MODEL_NAMES: tuple[ModelName, ...] = ("weighted", "unweighted")
+ModelName = Literal["weighted", "unweighted", "recalibrated"]
+#: Today's candidate models: the importance-weighted booster, the unweighted baseline, and the
+#: baseline recalibrated with the importance weights (``train.recalibrate``).
+MODEL_NAMES: tuple[ModelName, ...] = ("weighted", "unweighted", "recalibrated")
 EvaluatedOn = Literal["target_holdout", "source_split_importance_weighted"]
 
 #: The config key behind each checked argument of the CTR model and of the metrics (a
@@ -62,17 +67,25 @@ class TrainedModel(TypedDict):
 
 
 class TrainedModels(TypedDict):
-    """The train stage's result: the weighted challenger and its unweighted baseline."""
+    """The train stage's result: the weighted booster, the unweighted baseline and (with
+    ``train.recalibrate``) the recalibrated baseline."""
 
     weighted: TrainedModel
     unweighted: TrainedModel
+    recalibrated: TrainedModel | None
+
+
+def candidate_names(models: TrainedModels) -> list[ModelName]:
+    """The candidates trained today, in :data:`MODEL_NAMES` order."""
+    return [n for n in MODEL_NAMES if models.get(n) is not None]
 
 
 class Evaluation(TypedDict):
     """The evaluate stage's result. ``weighted`` / ``unweighted`` are
     :func:`~is_core.ctr.metrics.ctr_metrics` dicts; ``intervals`` and ``differences`` the
-    bootstrap intervals of each metric and of the paired differences; ``delta`` the headline
-    differences (weighted minus unweighted)."""
+    bootstrap intervals of each candidate's metrics and of its paired difference to the
+    unweighted baseline; ``candidates`` every candidate side by side (:func:`_candidate_table`);
+    ``delta`` the headline differences (weighted minus unweighted)."""
 
     evaluated_on: EvaluatedOn
     n: int
@@ -82,6 +95,7 @@ class Evaluation(TypedDict):
     unweighted: dict[str, Any]
     intervals: dict[str, Any]
     differences: dict[str, Any]
+    candidates: dict[str, dict[str, Any]]
     bootstrap: dict[str, Any]
     reliability: dict[str, Any]
     delta: dict[str, Any]
@@ -91,14 +105,16 @@ class Evaluation(TypedDict):
 def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
                  weights: WeightsResult, out_dir: Path, *, random_state: int,
                  metadata: Mapping[str, Any]) -> TrainedModels:
-    """Train the weighted CTR model and its unweighted baseline; save both as UBJSON.
+    """Train the candidates (module docstring) on the CTR features; save each as UBJSON.
 
-    Without a target holdout, a random 10 % of the source rows is kept out of training for
-    IS-weighted evaluation (``evaluation_rows.parquet``). ``metadata`` (the weights and proposal
-    settings that made the weights) goes into each model's ``.meta.json`` beside the weighting,
-    the input fingerprints and the run date.
+    The CTR features are ``columns.numeric`` and ``columns.categorical`` without
+    ``columns.exposure``. Without a target holdout, a random 10 % of the source rows is kept out
+    of training for IS-weighted evaluation (``evaluation_rows.parquet``). ``metadata`` (the
+    weights and proposal settings that made the weights) goes into each model's ``.meta.json``
+    beside the weighting, the input fingerprints and the run date.
     """
-    source = read_role(inputs, "source", [*columns.features, columns.label])
+    features = [*columns.ctr_numeric, *columns.ctr_categorical]
+    source = read_role(inputs, "source", [*features, columns.label])
     final = pd.read_parquet(weights["path"], columns=["final_weight"])["final_weight"].to_numpy()
     if len(final) != len(source):
         raise DataContractError(
@@ -112,28 +128,44 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     _require_both_labels(y, columns.label, "training",
                          "a CTR model needs clicks and non-clicks: check the label export for "
                          "the window")
-    # Encode the features once for both models (each model's fit then finds them encoded),
+    # Encode the features once for every model (each model's fit then finds them encoded),
     # and let the raw frame go before XGBoost builds its matrices.
-    X = FeatureSpec(columns.numeric, columns.categorical).fit(frame).transform(frame)
+    X = FeatureSpec(columns.ctr_numeric, columns.ctr_categorical).fit(frame).transform(frame)
     del frame
     release_memory()
-    fingerprints = {r: v["fingerprint"] for r, v in inputs["roles"].items()}
-    trained = {}
+    common = {**metadata, "input_fingerprints": {r: v["fingerprint"]
+                                                 for r, v in inputs["roles"].items()},
+              "run_date": inputs["run_date"], "exposure_features": list(columns.exposure)}
+    template = _ctr_model(train, columns, random_state)
+    trained: dict[str, TrainedModel | None] = {"recalibrated": None}
+    fitted: dict[str, WeightedCTRModel] = {}
     for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
                           ("unweighted", BASELINE_FILE, None)):
         started = time.perf_counter()
         with config_keys(TRAIN_KEYS):
-            model = _ctr_model(train, columns, random_state).fit(X, y, sample_weight=w)
-        seconds = time.perf_counter() - started
-        path = model.save(out_dir / file, metadata={
-            "weighting": "importance" if w is not None else "none", **metadata,
-            "input_fingerprints": fingerprints, "run_date": inputs["run_date"],
-        })
-        trained[name] = TrainedModel(
-            path=str(path), best_iteration=model.best_iteration_,
-            validation_logloss=model.validation_logloss_, seconds=seconds,
-            n_train=model.n_train_, n_valid=model.n_valid_)
-    return TrainedModels(weighted=trained["weighted"], unweighted=trained["unweighted"])
+            fitted[name] = clone(template).fit(X, y, sample_weight=w)
+        trained[name] = _saved(fitted[name], out_dir / file, time.perf_counter() - started,
+                               {"weighting": "importance" if w is not None else "none",
+                                **common})
+    if train.recalibrate:
+        started = time.perf_counter()
+        oof = out_of_fold_predictions(template, X, y, train.recalibration_folds, random_state)
+        calibrator = WeightedCalibrator(train.recalibration, random_state=random_state).fit(
+            oof, y, final[train_rows])
+        trained["recalibrated"] = _saved(
+            fitted["unweighted"].with_calibrator(calibrator), out_dir / RECALIBRATED_FILE,
+            time.perf_counter() - started, {"weighting": "recalibration",
+                                            "calibration": calibrator.to_dict(), **common})
+    return cast(TrainedModels, trained)
+
+
+def _saved(model: WeightedCTRModel, path: Path, seconds: float, metadata: dict[str, Any]
+           ) -> TrainedModel:
+    """Save ``model`` at ``path`` with ``metadata``; its summary."""
+    path = model.save(path, metadata=metadata)
+    return TrainedModel(path=str(path), best_iteration=model.best_iteration_,
+                        validation_logloss=model.validation_logloss_, seconds=seconds,
+                        n_train=model.n_train_, n_valid=model.n_valid_)
 
 
 def _training_rows(inputs: Inputs, n_source: int, out_dir: Path, random_state: int
@@ -151,7 +183,7 @@ def _ctr_model(train: TrainConfig, columns: ColumnsConfig, random_state: int
                ) -> WeightedCTRModel:
     """The (unfitted) CTR model the train config describes; both models share it."""
     return WeightedCTRModel(
-        numeric=columns.numeric, categorical=columns.categorical,
+        numeric=columns.ctr_numeric, categorical=columns.ctr_categorical,
         n_estimators=train.n_estimators, learning_rate=train.learning_rate,
         max_depth=train.max_depth, min_child_weight=train.min_child_weight,
         max_cat_to_onehot=train.max_cat_to_onehot,
@@ -208,11 +240,13 @@ def evaluate_models(evaluation: EvaluationConfig, columns: ColumnsConfig, inputs
     bins, level = evaluation.calibration_bins, evaluation.ci_level
     predictions: dict[str, np.ndarray] = {}
     scored: dict[str, dict[str, Any]] = {}
-    for name in MODEL_NAMES:
-        model = WeightedCTRModel.load(models[name]["path"])
+    for name in candidate_names(models):
+        entry = models[name]
+        assert entry is not None  # candidate_names lists the trained ones
+        model = WeightedCTRModel.load(entry["path"])
         predictions[name] = model.predict_proba(frame)
         scored[name] = ctr_metrics(y, predictions[name], sample_weight, bins)
-    # both models were fitted on one FeatureSpec of the same rows: one share serves both
+    # the models were fitted on one FeatureSpec of the same rows: one share serves them all
     unseen = model.feature_spec_.unseen_share(frame)
     write_parquet_atomic(pd.DataFrame(predictions), out_dir / PREDICTIONS_FILE)
     boot = bootstrap_metrics(y, predictions, sample_weight, baseline="unweighted",
@@ -223,6 +257,7 @@ def evaluate_models(evaluation: EvaluationConfig, columns: ColumnsConfig, inputs
         evaluated_on=on, n=int(len(frame)), evaluation_note=EVALUATION_NOTES[on],
         weighted=w, unseen_category_share=unseen, unweighted=u,
         intervals=boot["models"], differences=boot["difference"],
+        candidates=_candidate_table(scored, boot),
         bootstrap={"n_boot": evaluation.n_boot, "level": level},
         reliability={name: reliability_curve(y, p, sample_weight, bins, level)
                      for name, p in predictions.items()},
@@ -234,3 +269,22 @@ def evaluate_models(evaluation: EvaluationConfig, columns: ColumnsConfig, inputs
             - abs(u["calibration_ratio"] - 1),
         },
     )
+
+
+def _candidate_table(scored: dict[str, dict[str, Any]], boot: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+    """Per candidate: logloss, AUC, calibration ratio and ECE with their 95 % intervals, and the
+    paired interval of its logloss difference to the unweighted baseline."""
+    table = {}
+    for name, m in scored.items():
+        intervals = boot["models"][name]
+        difference = boot.get("difference", {}).get(name, {}).get("logloss")
+        row: dict[str, Any] = {}
+        for metric in ("logloss", "auc", "calibration_ratio", "ece"):
+            row[metric] = m[metric]
+            row[f"{metric}_ci"] = [intervals[metric]["ci_low"], intervals[metric]["ci_high"]]
+        row["logloss_diff"] = None if difference is None else difference["value"]
+        row["logloss_diff_ci"] = (None if difference is None
+                                  else [difference["ci_low"], difference["ci_high"]])
+        table[name] = row
+    return table

@@ -1,11 +1,15 @@
 r"""Champion/challenger: which of today's models is the challenger, and whether it is promoted.
 
-Each run trains two models on the same rows: the importance-weighted model and an unweighted
-baseline (same learner, same parameters). The **challenger** is today's best validated model:
+Each run trains its candidates on the same rows: the importance-weighted model, an unweighted
+baseline (same learner, same parameters) and the recalibrated baseline. The **challenger** is
+today's best validated model:
 
-* the **weighted** model when the weighting paid, i.e. (``promotion.require_weighting_not_worse``,
-  on by default) the weighted model is *non-inferior* to the unweighted baseline on today's
-  evaluation rows (:func:`is_core.ctr.stage.evaluation_rows`, the target holdout by default);
+* a candidate that uses the weights when the weighting paid, i.e.
+  (``promotion.require_weighting_not_worse``, on by default) it is *non-inferior* to the
+  unweighted baseline on today's evaluation rows (:func:`is_core.ctr.stage.evaluation_rows`, the
+  target holdout by default): the **weighted** booster or the **recalibrated** baseline (the
+  unweighted booster with an importance-weighted calibrator), the better of the two when both
+  are;
 * otherwise the **unweighted baseline**, registered with ``weighting: not applied`` and the
   reason. The pipeline's promise is to prove on target data that the weighting helped before
   shipping a weighted model; when it did not, the day still ends with a validated model.
@@ -164,34 +168,57 @@ def check_metric(metric: str, difference: dict[str, Any] | None, tolerance: floa
     return check_non_inferior("metric", metric, difference, tolerance, "challenger", "champion")
 
 
-def check_weighting(metric: str, difference: dict[str, Any] | None, tolerance: float
-                    ) -> GateCheck:
-    """Whether the weighting paid: the weighted model non-inferior to the unweighted baseline
-    (``difference``: the paired interval of weighted minus unweighted; None: not required)."""
+#: Today's candidates that use the importance weights (the others: the unweighted baseline).
+WEIGHTING_CANDIDATES = ("weighted", "recalibrated")
+#: How each candidate is named in a decision's text.
+CANDIDATE_LABELS = {"weighted": "weighted model", "recalibrated": "recalibrated baseline",
+                    "unweighted": "unweighted baseline"}
+
+
+def check_weighting(metric: str, difference: dict[str, Any] | None, tolerance: float,
+                    candidate: str = "weighted") -> GateCheck:
+    """Whether the weighting paid for ``candidate``: non-inferior to the unweighted baseline
+    (``difference``: the paired interval of candidate minus unweighted; None: not required)."""
     if difference is None:
         return GateCheck("weighting", True, "not required (promotion."
                          "require_weighting_not_worse is false)")
-    return check_non_inferior("weighting", metric, difference, tolerance, "weighted",
-                              "unweighted baseline")
+    return check_non_inferior("weighting", metric, difference, tolerance,
+                              CANDIDATE_LABELS[candidate], "unweighted baseline")
 
 
-def choose_challenger(config: PromotionConfig, weighting_difference: dict[str, Any] | None
+def choose_challenger(config: PromotionConfig, differences: dict[str, dict[str, Any]]
                       ) -> tuple[str, GateCheck]:
-    """``"weighted"`` when the weighting paid (:func:`check_weighting`), else ``"unweighted"``;
-    with the check that decided. ``weighting_difference`` is ignored unless
-    ``config.require_weighting_not_worse``."""
-    check = check_weighting(config.metric, weighting_difference
-                            if config.require_weighting_not_worse else None, config.tolerance)
-    return ("weighted" if check.passed else "unweighted"), check
+    """Today's challenger among the candidates, and the check that decided.
+
+    ``differences`` holds, per weighting candidate trained today (``"weighted"``,
+    ``"recalibrated"``), the paired interval of its ``config.metric`` minus the unweighted
+    baseline's. Among the candidates non-inferior to the baseline (:func:`check_weighting`) the
+    one with the best point estimate is chosen; when none is, the unweighted baseline. With
+    ``require_weighting_not_worse`` off, the weighted model is chosen unconditionally.
+    """
+    if not config.require_weighting_not_worse:
+        return "weighted", check_weighting(config.metric, None, config.tolerance)
+    checks = {name: check_weighting(config.metric, differences[name], config.tolerance, name)
+              for name in WEIGHTING_CANDIDATES if name in differences}
+    passing = [name for name, check in checks.items() if check.passed]
+    if not passing:
+        return "unweighted", GateCheck("weighting", False, "; ".join(
+            c.detail for c in checks.values()))
+    best = min(passing, key=lambda n: worse_by(config.metric, differences[n])[0])
+    others = [c.detail for n, c in checks.items() if n != best]
+    detail = checks[best].detail + "".join(f" (beside: {d})" for d in others)
+    return best, GateCheck("weighting", True, detail)
 
 
 @dataclass(frozen=True)
 class PromotionDecision:
     """The outcome of the promotion gate with every number it used.
 
-    ``challenger["model"]`` is ``"weighted"`` or ``"unweighted"``; ``weighting`` says whether
-    the weighting was applied and why (the :func:`check_weighting` detail and the interval it
-    read); ``champion_difference`` is the paired interval of challenger minus champion on
+    ``challenger["model"]`` is the candidate (``"weighted"``, ``"recalibrated"`` or
+    ``"unweighted"``); ``weighting`` says whether the weighting was applied, how and why (the
+    :func:`choose_challenger` detail and every candidate's paired interval against the
+    unweighted baseline); ``champion_difference`` is the paired interval of challenger minus
+    champion on
     ``metric`` and ``worse_by`` / ``worse_by_upper`` how much worse the challenger is (point,
     upper bound); all None without a champion.
     """
@@ -228,14 +255,15 @@ def decide_promotion(
     evaluated_on: str,
     n: int,
     weighting: GateCheck,
-    weighting_difference: dict[str, Any] | None = None,
+    weighting_differences: dict[str, dict[str, Any]] | None = None,
     champion_difference: dict[str, Any] | None = None,
 ) -> PromotionDecision:
     """Apply the checks of the gate (module docstring) and explain the outcome.
 
     ``challenger`` and ``champion`` are dicts with ``version``, ``run_date`` and ``metrics``
     (a :func:`~is_core.ctr.metrics.ctr_metrics` dict on the evaluation rows), the challenger
-    also ``model`` (from :func:`choose_challenger`, whose check is ``weighting``); ``champion``
+    also ``model`` (from :func:`choose_challenger`, whose check is ``weighting`` and whose input
+    is ``weighting_differences``); ``champion``
     is None when there is none. ``champion_difference`` is the paired interval of challenger
     minus champion on ``config.metric`` (required with a champion).
     """
@@ -252,7 +280,8 @@ def decide_promotion(
     ]
     promote = all(c.passed for c in checks)
     model = challenger["model"]
-    what = (f"challenger v{challenger['version']} (weighted model)" if model == "weighted" else
+    what = (f"challenger v{challenger['version']} ({CANDIDATE_LABELS[model]})"
+            if model != "unweighted" else
             f"challenger v{challenger['version']} (unweighted baseline; weighting not applied: "
             f"{weighting.detail})")
     versus = f"champion v{champion['version']}" if champion else "no champion"
@@ -272,8 +301,8 @@ def decide_promotion(
         evaluated_on=evaluated_on, n=n, challenger={**challenger, "value": value},
         champion=None if champion is None else {
             **champion, "value": metric_value(champion["metrics"], config.metric)},
-        weighting={"applied": model == "weighted", "detail": weighting.detail,
-                   "difference": weighting_difference},
+        weighting={"applied": model != "unweighted", "candidate": model,
+                   "detail": weighting.detail, "differences": weighting_differences or {}},
         champion_difference=champion_difference, worse_by=point, worse_by_upper=upper,
         checks=checks,
     )

@@ -17,7 +17,13 @@ import pandas as pd
 from is_core.config import ColumnsConfig, EvaluationConfig, PromotionConfig
 from is_core.ctr.metrics import bootstrap_metrics, ctr_metrics
 from is_core.ctr.model import WeightedCTRModel
-from is_core.ctr.stage import PREDICTIONS_FILE, Evaluation, TrainedModels, evaluation_rows
+from is_core.ctr.stage import (
+    PREDICTIONS_FILE,
+    Evaluation,
+    TrainedModels,
+    candidate_names,
+    evaluation_rows,
+)
 from is_core.data.stage import Inputs
 from is_core.release.promotion import choose_challenger, decide_promotion
 from is_core.release.registry import CHAMPION, ModelRegistry, ModelVersion
@@ -60,24 +66,37 @@ def _compared_champion(registry: ModelRegistry, challenger: ModelVersion
 
 def _today_predictions(out_dir: Path, frame: pd.DataFrame, models: TrainedModels
                        ) -> dict[str, np.ndarray]:
-    """Today's two models' predictions: the evaluate stage's, or scored anew."""
+    """Today's candidates' predictions: the evaluate stage's, or scored anew."""
+    names = candidate_names(models)
     scored = _evaluation_predictions(out_dir, len(frame))
-    if scored is not None:
-        return {name: scored[name].to_numpy() for name in ("weighted", "unweighted")}
-    return {"weighted": WeightedCTRModel.load(models["weighted"]["path"]).predict_proba(frame),
-            "unweighted": WeightedCTRModel.load(models["unweighted"]["path"]).predict_proba(frame)}
+    if scored is not None and set(names) <= set(scored.columns):
+        return {name: scored[name].to_numpy() for name in names}
+    return {name: WeightedCTRModel.load(_model_path(models, name)).predict_proba(frame)
+            for name in names}
+
+
+def _model_path(models: TrainedModels, name: str) -> str:
+    entry = {"weighted": models["weighted"], "unweighted": models["unweighted"],
+             "recalibrated": models["recalibrated"]}[name]
+    if entry is None:
+        raise KeyError(f"no {name} model was trained")
+    return entry["path"]
+
+
+#: The registry card's ``weighting`` for each candidate.
+CARD_WEIGHTING = {"weighted": "importance", "recalibrated": "recalibration",
+                  "unweighted": "not applied"}
 
 
 def _register(registry: ModelRegistry, models: TrainedModels, inputs: Inputs, model: str,
               weighting_detail: str) -> ModelVersion:
-    """Register today's chosen model; its card says whether the weighting was applied."""
+    """Register today's chosen model; its card says how the weighting was applied, and why."""
     card: dict[str, Any] = {
         "input_fingerprints": {r: v["fingerprint"] for r, v in inputs["roles"].items()},
-        "weighting": "importance" if model == "weighted" else "not applied"}
-    if model != "weighted":
-        card["weighting_reason"] = weighting_detail
-    path = models["weighted"]["path"] if model == "weighted" else models["unweighted"]["path"]
-    version, _ = registry.register(path, run_date=inputs["run_date"], card=card)
+        "candidate": model, "weighting": CARD_WEIGHTING[model],
+        "weighting_reason": weighting_detail}
+    version, _ = registry.register(_model_path(models, model), run_date=inputs["run_date"],
+                                   card=card)
     return version
 
 
@@ -89,16 +108,17 @@ def evaluate_promotion(
 ) -> dict[str, Any]:
     """Pick, register and judge today's challenger; decide whether it replaces the champion.
 
-    The challenger is the weighted model when it is non-inferior to the unweighted baseline on
-    the evaluate stage's paired bootstrap interval (``evaluation['differences']``, the numbers
-    of the report's verdict), else the baseline. Registration is idempotent (same model bytes →
-    same version). The champion is re-scored with the challenger on
-    :func:`is_core.ctr.stage.evaluation_rows`, and the paired bootstrap of their difference uses
-    the evaluate stage's settings. Returns the decision as a JSON-able dict (``registry``
-    added). Moving the alias when the challenger already is the champion is a no-op.
+    The challenger is the best weighting candidate (weighted, recalibrated) that is
+    non-inferior to the unweighted baseline on the evaluate stage's paired bootstrap intervals
+    (``evaluation['differences']``, the numbers of the report), else the baseline.
+    Registration is idempotent (same model bytes → same version). The champion is re-scored
+    with the challenger on :func:`is_core.ctr.stage.evaluation_rows`, and the paired bootstrap
+    of their difference uses the evaluate stage's settings. Returns the decision as a
+    JSON-able dict (``registry`` added). Moving the alias when the challenger already is the
+    champion is a no-op.
     """
-    weighting_difference = evaluation["differences"]["weighted"][promotion.metric]
-    model, weighting = choose_challenger(promotion, weighting_difference)
+    differences = {name: d[promotion.metric] for name, d in evaluation["differences"].items()}
+    model, weighting = choose_challenger(promotion, differences)
     challenger = _register(registry, models, inputs, model, weighting.detail)
     champion = _compared_champion(registry, challenger)
     frame, sample_weight, on = evaluation_rows(columns, inputs, weights, out_dir)
@@ -119,9 +139,8 @@ def evaluate_promotion(
     decision = decide_promotion(
         promotion, min_ess_fraction=min_ess_fraction, validation=validation,
         diagnostics=weights["diagnostics"], challenger=chal, champion=champ, evaluated_on=on,
-        n=int(len(y)), weighting=weighting,
-        weighting_difference=weighting_difference if promotion.require_weighting_not_worse
-        else None, champion_difference=difference,
+        n=int(len(y)), weighting=weighting, weighting_differences=differences,
+        champion_difference=difference,
     ).to_dict()
     decision["registry"] = str(registry.root.resolve())
     return decision

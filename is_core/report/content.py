@@ -38,7 +38,10 @@ def build_report(
     """Assemble the machine-readable report of one run (no timestamps outside ``timings``).
 
     ``weight_profile`` (:func:`weight_profile`) feeds the HTML plots; ``promotion`` is the
-    champion/challenger decision when the flow made one.
+    champion/challenger decision when the flow made one. ``candidates`` lists every candidate
+    model side by side (metrics with intervals, paired logloss difference to the unweighted
+    baseline), ``selected`` the one the gate chose as today's challenger (None without a
+    promotion gate), ``exposure_features`` the columns the CTR models never saw.
     """
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -55,13 +58,16 @@ def build_report(
         "weights": weights["diagnostics"],
         "target_ctr": weights["target_ctr"],
         "models": {n: {k: v for k, v in m.items() if k not in ("path", "seconds")}
-                   for n, m in models.items()},
+                   for n, m in models.items() if m is not None},
         "metrics": metrics,
+        "candidates": metrics.get("candidates", {}),
+        "selected": (promotion or {}).get("challenger", {}).get("model"),
+        "exposure_features": list(config.get("columns", {}).get("exposure", [])),
         "verdict": verdict(metrics, promotion),
         "environment": {"python": platform.python_version(), **library_versions()},
         "timings_seconds": {
             "proposal": proposal.get("seconds"),
-            **{f"train_{n}": m.get("seconds") for n, m in models.items()},
+            **{f"train_{n}": m.get("seconds") for n, m in models.items() if m is not None},
         },
     }
     if weight_profile is not None:
@@ -139,13 +145,39 @@ def champion_sentence(promotion: dict[str, Any]) -> str:
     challenger = promotion.get("challenger") or {}
     champion = promotion.get("champion")
     if promotion.get("promote"):
-        kind = ("the importance-weighted model" if challenger.get("model") == "weighted"
-                else "today's unweighted baseline (weighting not applied: "
-                f"{(promotion.get('weighting') or {}).get('detail', 'it did not pay')})")
+        detail = (promotion.get("weighting") or {}).get("detail", "")
+        kind = {"weighted": "the importance-weighted booster",
+                "recalibrated": "the unweighted booster recalibrated with the importance "
+                f"weights ({detail})"}.get(
+            challenger.get("model", ""),
+            f"today's unweighted baseline (weighting not applied: {detail or 'it did not pay'})")
         return f"Champion now: v{challenger.get('version')}, {kind}."
     if champion:
         return f"Champion unchanged: v{champion['version']} (run date {champion['run_date']})."
     return "No champion: nothing passed the gate."
+
+
+def candidates_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per candidate model: metric, interval, difference to the unweighted baseline."""
+    rows = []
+    candidates = report.get("candidates", {})
+    order = ("unweighted", "weighted", "recalibrated")  # report.json's keys are sorted
+    for name in sorted(candidates, key=lambda n: (order.index(n) if n in order else 3, n)):
+        c = candidates[name]
+        diff_ci = c.get("logloss_diff_ci")
+        rows.append({
+            "candidate": name + (" (selected)" if name == report.get("selected") else ""),
+            "logloss": round(c["logloss"], 6),
+            "logloss_95ci": f"[{c['logloss_ci'][0]:.5f}, {c['logloss_ci'][1]:.5f}]",
+            "logloss_diff_vs_unweighted": (
+                "—" if diff_ci is None else
+                f"{c['logloss_diff']:+.5f} [{diff_ci[0]:+.5f}, {diff_ci[1]:+.5f}]"),
+            "auc": round(c["auc"], 4),
+            "calibration_ratio": (f"{c['calibration_ratio']:.3f} "
+                                  f"[{c['calibration_ratio_ci'][0]:.3f}, "
+                                  f"{c['calibration_ratio_ci'][1]:.3f}]"),
+            "ece": round(c["ece"], 5)})
+    return rows
 
 
 def metrics_table(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 from is_core.ctr.metrics import METRICS
 from is_core.report import _html as html
 from is_core.report import plots
-from is_core.report.content import champion_sentence, metrics_table
+from is_core.report.content import candidates_table, champion_sentence, metrics_table
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -43,6 +43,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for row in metrics_table(report):
         lines.append("| " + " | ".join(_fmt(v) for v in row.values()) + " |")
+    candidates = candidates_table(report)
+    if candidates:
+        lines += ["", "## Candidates", "", CANDIDATES_NOTE, "",
+                  "| " + " | ".join(candidates[0]) + " |",
+                  "|" + "---|" * len(candidates[0])]
+        lines += ["| " + " | ".join(_fmt(v) for v in row.values()) + " |" for row in candidates]
     lines += [
         "",
         "## Importance weights",
@@ -86,6 +92,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: How to read the candidates table (the Markdown and the HTML report).
+CANDIDATES_NOTE = (
+    "Every candidate on the same evaluation rows, with 95 % bootstrap intervals: `unweighted` "
+    "(the baseline), `weighted` (trained on the importance weights), `recalibrated` (the "
+    "unweighted booster with a calibrator fitted on its out-of-fold source scores with the "
+    "importance weights). The gate selects the best candidate whose paired logloss difference "
+    "to the unweighted baseline has an upper bound below the tolerance, else the baseline.")
+
 #: What each target-CTR estimator is (the Markdown and the HTML report).
 TARGET_CTR_NOTE = (
     "`naive` is the source click rate (ignores the shift); `is_raw` uses the unclipped raw "
@@ -123,6 +137,10 @@ def _role_order(item: tuple[str, Any]) -> tuple[int, str]:
 def render_html(report: dict[str, Any]) -> str:
     """The self-contained HTML report of one run: verdict, metric tables, plots."""
     parts = [*_verdict_html(report), _metrics_html(report["metrics"])]
+    if report.get("candidates"):
+        parts.append(html.section("Candidates", html.table(candidates_table(report)),
+                                  html.paragraph(CANDIDATES_NOTE.replace("`", "")),
+                                  anchor="candidates"))
     parts += _calibration_html(report["metrics"])
     parts.append(_weights_html(report))
     parts.append(html.section("Target CTR estimates", html.table(
@@ -169,6 +187,11 @@ def _metrics_html(m: dict[str, Any]) -> str:
         anchor="metrics")
 
 
+#: The order (hence the colours) of the candidates' reliability curves, whatever the order of
+#: the keys (report.json's are sorted).
+SERIES_ORDER = {"weighted": 0, "unweighted": 1, "recalibrated": 2}
+
+
 def _calibration_html(m: dict[str, Any]) -> list[str]:
     """The reliability chart (none when the report has no reliability curves)."""
     curves = m.get("reliability", {})
@@ -177,7 +200,8 @@ def _calibration_html(m: dict[str, Any]) -> list[str]:
     series = [plots.Series(name, [b["mean_prediction"] for b in c],
                            [b["observed_ctr"] for b in c], [b["ci_low"] for b in c],
                            [b["ci_high"] for b in c])
-              for name, c in sorted(curves.items(), key=lambda kv: kv[0] != "weighted")]
+              for name, c in sorted(curves.items(), key=lambda kv: (SERIES_ORDER.get(kv[0], 9),
+                                                                    kv[0]))]
     return [html.section("Calibration", html.charts(plots.line_chart_svg(
         series, title="Reliability: observed CTR against mean prediction",
         x_label="mean prediction in bin", y_label="observed CTR", diagonal=True)),

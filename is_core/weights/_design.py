@@ -17,7 +17,26 @@ standard deviation):
 - ``"spline"``: cubic B-splines of :math:`z` with ``n_knots`` quantile knots, extrapolated
   linearly so that weights do not explode off the data (an additive non-linear ratio).
 
-**Categoricals** are one-hot encoded. A missing value is its own level. At most
+**Missing numerics** (NaN) get a *missing indicator* plus *mean imputation*, as scikit-learn's
+``SimpleImputer(strategy="mean", add_indicator=True)``: :math:`\hat\mu, \hat\sigma` are the
+mean and standard deviation of the fitting sample's present values, a missing :math:`x` is
+replaced by :math:`\hat\mu` (so :math:`z = 0`) before the basis, and every numeric column
+with a missing value in the fitting sample gets a 0/1 column :math:`m_j = [x_j \text{ missing}]`
+after the basis block. A row with :math:`x_j` missing thus gets the basis terms of
+:math:`z_j = 0` plus the free offset :math:`\beta_{m_j}`: the model learns the log ratio of the
+rows where :math:`x_j` is missing (with :math:`x_j` integrated out), while the rows where it is
+present are fitted as without missing values. With values missing completely at random at the
+same rate in both domains, an additive log ratio and :math:`x_j` independent of the other
+features, the fitted log ratio is therefore unchanged in expectation: that of the complete data
+where :math:`x_j` is present, and that of the other features alone where it is missing (the
+exact ratio of what is observed, since :math:`E_q[w_j(x_j)] = 1`).
+A column with no missing value at fit time gets no indicator; a NaN in it at transform time is
+imputed alone (it sits at the mean). Transform applies the fitted means and indicators, never
+statistics of the rows it transforms.
+
+**Categoricals** are one-hot encoded by their level text
+(:func:`is_core.data.features.level_text`: the integer 17 and the text ``"17"`` are one level).
+A missing value is its own level, ``__missing__``. At most
 ``max_categories`` columns per feature: when a feature has more levels, the
 ``max_categories - 1`` most frequent ones are kept and the others share one *infrequent* column,
 which also receives levels never seen at fit time; without infrequent levels an unseen level
@@ -45,15 +64,18 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import SplineTransformer
 
 from is_core._validation import Basis, check_choice
-from is_core.data.features import category_codes
+from is_core.data.features import category_codes, level_text
 from is_core.errors import ParameterError
 
 MISSING_CATEGORY = "__missing__"
 
 
 def category_text(column: pd.Series) -> pd.Series:
-    """A categorical feature as text, with missing values as the level ``__missing__``."""
-    return column.astype("str").where(column.notna(), MISSING_CATEGORY)
+    """A categorical feature as its level text (:func:`is_core.data.features.level_text`),
+    with missing values as the level ``__missing__``."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = np.append(level_text(uniques).to_numpy(dtype=object), MISSING_CATEGORY)
+    return pd.Series(text[codes], index=column.index, dtype="str")
 
 
 def level_codes(column: pd.Series, levels: list[str]) -> np.ndarray:
@@ -70,10 +92,30 @@ def _standardize(values: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.
 
 
 def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 where a column is constant)."""
-    mean = values.mean(axis=0)
-    scale = values.std(axis=0)
+    """Column means and standard deviations of the present (non-NaN) values: mean 0 where a
+    column has none, standard deviation 1 where it is constant or has none."""
+    present = ~np.isnan(values)
+    count = present.sum(axis=0)
+    filled = np.where(present, values, 0.0)
+    mean = np.divide(filled.sum(axis=0), count, out=np.zeros(values.shape[1]), where=count > 0)
+    square = np.where(present, values - mean, 0.0) ** 2
+    var = np.divide(square.sum(axis=0), count, out=np.zeros(values.shape[1]), where=count > 0)
+    scale = np.sqrt(var)
     return mean, np.where(scale > 0, scale, 1.0)
+
+
+def _numeric_values(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The numeric columns as a fresh float64 array, every missing value (NaN, ``pd.NA``) NaN."""
+    return frame[columns].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+
+
+def _impute_standardized(values: np.ndarray, mean: np.ndarray, scale: np.ndarray
+                         ) -> np.ndarray:
+    r""":math:`z = (x - \hat\mu) / \hat\sigma`, with a missing :math:`x` imputed by
+    :math:`\hat\mu` (:math:`z = 0`), in place."""
+    values = _standardize(values, mean, scale)
+    values[np.isnan(values)] = 0.0
+    return values
 
 
 class DomainDesign(BaseEstimator):
@@ -91,7 +133,11 @@ class DomainDesign(BaseEstimator):
     Attributes
     ----------
     mean_, scale_ : ndarray
-        Standardization of the raw numerics.
+        Standardization of the raw numerics (mean and standard deviation of the present
+        values); a missing value is imputed by ``mean_``.
+    missing_indicator_ : list of str
+        The numeric columns with a missing value in the fitting sample: each has a 0/1
+        missing-indicator column after the numeric basis (see the module docstring).
     square_mean_, square_scale_ : ndarray
         ``"quadratic"``: standardization of :math:`[z, z^2]`.
     spline_ : SplineTransformer
@@ -125,18 +171,7 @@ class DomainDesign(BaseEstimator):
             raise ParameterError(f"max_categories={self.max_categories!r} must be at least 2",
                                  fix="keep at least 2 one-hot levels per categorical column",
                                  parameter="max_categories")
-        numeric = list(self.numeric or [])
-        if numeric:
-            z = frame[numeric].to_numpy(dtype="float64", copy=True)
-            self.mean_, self.scale_ = _moments(z)
-            z = _standardize(z, self.mean_, self.scale_)
-            if self.basis == "quadratic":
-                self.square_mean_, self.square_scale_ = _moments(np.hstack([z, z * z]))
-            elif self.basis == "spline":
-                self.spline_ = SplineTransformer(
-                    n_knots=self.n_knots, degree=3, knots="quantile", extrapolation="linear",
-                    include_bias=False).fit(z)
-        self.n_numeric_out_ = self._numeric_block(frame.iloc[:1]).shape[1] if numeric else 0
+        self._fit_numeric(frame)
         self.levels_, self.has_infrequent_ = {}, {}
         self.all_levels_ = {}
         for col in self.categorical or []:
@@ -160,6 +195,26 @@ class DomainDesign(BaseEstimator):
             len(v) + self.has_infrequent_[c] for c, v in self.levels_.items()) + sum(
             len(v) + self.has_infrequent_["*".join(p)] for p, v in self.cross_keys_.items())
         return self
+
+    def _fit_numeric(self, frame: pd.DataFrame) -> None:
+        """Learn the numeric basis and the missing indicators (sets ``n_numeric_out_``)."""
+        numeric = list(self.numeric or [])
+        self.missing_indicator_ = []
+        if not numeric:
+            self.n_numeric_out_ = 0
+            return
+        x = _numeric_values(frame, numeric)
+        self.missing_indicator_ = [c for c, m in zip(numeric, np.isnan(x).any(axis=0),
+                                                     strict=True) if m]
+        self.mean_, self.scale_ = _moments(x)
+        z = _impute_standardized(x, self.mean_, self.scale_)
+        if self.basis == "quadratic":
+            self.square_mean_, self.square_scale_ = _moments(np.hstack([z, z * z]))
+        elif self.basis == "spline":
+            self.spline_ = SplineTransformer(
+                n_knots=self.n_knots, degree=3, knots="quantile", extrapolation="linear",
+                include_bias=False).fit(z)
+        self.n_numeric_out_ = self._numeric_block(frame.iloc[:1]).shape[1]
 
     def _pairs(self) -> list[tuple[str, str]]:
         return list(combinations(self.categorical or [], 2)) if self.crosses else []
@@ -185,13 +240,18 @@ class DomainDesign(BaseEstimator):
         return blocks
 
     def _numeric_block(self, frame: pd.DataFrame) -> np.ndarray:
-        z = _standardize(frame[list(self.numeric or [])].to_numpy(dtype="float64", copy=True),
-                         self.mean_, self.scale_)
+        """The numeric basis of the imputed values, then the missing indicators."""
+        numeric = list(self.numeric or [])
+        x = _numeric_values(frame, numeric)
+        missing = np.isnan(x[:, [numeric.index(c) for c in self.missing_indicator_]])
+        z = _impute_standardized(x, self.mean_, self.scale_)
         if self.basis == "quadratic":
-            return _standardize(np.hstack([z, z * z]), self.square_mean_, self.square_scale_)
-        if self.basis == "spline":
-            return self.spline_.transform(z)
-        return z
+            basis = _standardize(np.hstack([z, z * z]), self.square_mean_, self.square_scale_)
+        elif self.basis == "spline":
+            basis = self.spline_.transform(z)
+        else:
+            basis = z
+        return np.hstack([basis, missing.astype("float64")]) if missing.shape[1] else basis
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray | sp.csr_matrix:
         """The design matrix of ``frame``'s rows."""

@@ -106,6 +106,11 @@ class DomainClassifierRatio(BaseEstimator):
     numeric, categorical : list of str
         Feature columns. Constant columns (one value over source and target) carry no
         information about the shift and are dropped (listed in ``dropped_features_``).
+        A numeric value may be missing (NaN): the logistic learners' design gives it a missing
+        indicator and the fitting sample's mean (:mod:`is_core.weights._design`), XGBoost takes
+        it natively; ±inf is refused (:class:`ProposalFitError`). Categoricals may be text,
+        integers, booleans or ``category``, coded by their level text
+        (:func:`is_core.data.features.level_text`); a missing one is its own level.
     learner : {"logistic", "xgboost", "auto"}, default "logistic"
         ``"auto"`` picks a candidate by out-of-fold log-loss (see the module docstring).
     n_folds : int, default 5
@@ -404,6 +409,60 @@ class DomainClassifierRatio(BaseEstimator):
         map fitted on every out-of-fold score) plus the prior term."""
         return self._mean_logit(frame) + self.log_prior_correction_
 
+    # ------------------------------------------------------------------ persistence
+    def linear_state(self) -> dict[str, Any] | None:
+        """The fitted linear proposal as JSON-able data, or None when it is not linear (a tree
+        learner): the parameters, the learner, basis, ``C`` and calibration chosen, and each
+        fold model's coefficients. :meth:`from_linear_state` rebuilds the model from it and the
+        frames it was fitted on; nothing is pickled."""
+        design = getattr(self, "design_", None)
+        if design is None:
+            return None
+        return {"params": self.get_params(), "learner": self.learner_, "basis": design.basis,
+                "crosses": design.crosses, "C": self.C_, "calibration": self.calibration_,
+                "numeric": list(self.numeric_), "categorical": list(self.categorical_),
+                "n_source": self.n_source_, "n_target": self.n_target_,
+                "n_design_columns": int(design.n_features_out_),
+                "coef": [est.coef_[0].tolist() for est in self.estimators_],
+                "intercept": [float(est.intercept_[0]) for est in self.estimators_]}
+
+    @classmethod
+    def from_linear_state(cls, state: dict[str, Any], source: pd.DataFrame,
+                          target: pd.DataFrame) -> DomainClassifierRatio:
+        """The linear proposal of :meth:`linear_state`, with its design matrix and fold models
+        (enough to score rows and for :mod:`is_core.weights.intervals`). The design is refitted
+        on the same seeded fitting sample of ``source`` and ``target``: it uses no label, so it
+        is the design the fold models were fitted on; a different column count means the
+        frames are not the ones the model was fitted on."""
+        model = cls(**state["params"])
+        model.numeric_, model.categorical_ = state["numeric"], state["categorical"]
+        model.learner_, model.C_ = state["learner"], float(state["C"])
+        model.calibration_ = state["calibration"]
+        model.n_source_, model.n_target_ = len(source), len(target)
+        if (model.n_source_, model.n_target_) != (state["n_source"], state["n_target"]):
+            raise ProposalFitError(
+                f"the proposal was fitted on {state['n_source']} source and {state['n_target']} "
+                f"target rows, not {len(source)} and {len(target)}",
+                fix="the inputs changed during the run; re-run the date")
+        fit_source, fit_target = model._fit_rows(model.n_source_, model.n_target_)
+        columns = [*model.numeric_, *model.categorical_]
+        sample = pd.concat([source[columns].iloc[fit_source], target[columns].iloc[fit_target]],
+                           ignore_index=True)
+        model.design_ = DomainDesign(
+            numeric=model.numeric_, categorical=model.categorical_, basis=state["basis"],
+            n_knots=model.n_knots, max_categories=model.max_categories,
+            crosses=state["crosses"]).fit(sample)
+        if model.design_.n_features_out_ != state["n_design_columns"]:
+            raise ProposalFitError("the proposal's design does not match its coefficients",
+                                   fix="the inputs changed during the run; re-run the date")
+        model.estimators_ = []
+        for coef, intercept in zip(state["coef"], state["intercept"], strict=True):
+            est = LogisticRegression(C=model.C_)
+            est.coef_, est.intercept_ = np.array([coef]), np.array([intercept])
+            est.classes_ = np.array([0, 1])
+            model.estimators_.append(est)
+        return model
+
     # ------------------------------------------------------------------ diagnostics
     def _calibration_diagnostics(self, raw: np.ndarray, logit: np.ndarray, y: np.ndarray) -> None:
         slope_model = LogisticRegression(C=1e6, max_iter=1000).fit(raw[:, None], y)
@@ -421,7 +480,9 @@ class DomainClassifierRatio(BaseEstimator):
     # ------------------------------------------------------------------ helpers
     def _select_features(self, source: pd.DataFrame, target: pd.DataFrame,
                          numeric: list[str], categorical: list[str]) -> None:
-        constant = [c for c in numeric + categorical if _is_constant(source[c], target[c])]
+        constant = [c for c in numeric if _is_constant(source[c], target[c])] + [
+            c for c in categorical  # by level text: an int 17 and a text "17" are one value
+            if _is_constant(category_text(source[c]), category_text(target[c]))]
         self.dropped_features_ = constant
         self.numeric_ = [c for c in numeric if c not in constant]
         self.categorical_ = [c for c in categorical if c not in constant]
@@ -518,13 +579,16 @@ class DomainClassifierRatio(BaseEstimator):
                 raise ProposalFitError(f"{role} lacks feature column(s) {missing}",
                                        fix="name in numeric/categorical only columns that "
                                        "both frames hold")
-            bad = ~finite_numeric_mask(frame, numeric)
+            # NaN is a missing value (the design's indicator and imputation); ±inf a bad one
+            bad = ~finite_numeric_mask(frame, numeric, allow_missing=True)
             if bad.any():
                 cols = [c for c in numeric
-                        if not np.isfinite(frame[c].to_numpy("float64", na_value=np.nan)).all()]
+                        if np.isinf(frame[c].to_numpy("float64", na_value=np.nan)).any()]
                 raise ProposalFitError(
-                    f"{int(bad.sum())} {role} row(s) have NaN or infinite values in {cols}",
-                    fix="impute or drop them upstream; validation should have caught this",
+                    f"{int(bad.sum())} {role} row(s) have infinite values in {cols}",
+                    fix="±inf is a bad value, not a missing one: fix its upstream computation "
+                    "(or write a missing value, NaN, where the value is unknown); validation "
+                    "should have caught this",
                     details={"role": role, "columns": cols},
                 )
 

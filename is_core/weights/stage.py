@@ -9,7 +9,7 @@ section plus the column roles, and returns a small typed summary (:class:`Propos
 
 from __future__ import annotations
 
-import pickle
+import json
 import time
 from pathlib import Path
 from typing import Any, TypedDict
@@ -19,7 +19,7 @@ import pandas as pd
 
 from is_core._validation import config_keys
 from is_core.config import ColumnsConfig, ProposalConfig, WeightsConfig
-from is_core.data.atomic import json_safe, write_bytes_atomic, write_parquet_atomic
+from is_core.data.atomic import json_safe, write_json_atomic, write_parquet_atomic
 from is_core.data.stage import Inputs, read_role
 from is_core.errors import ConfigError
 from is_core.weights.clipping import ClipResult, clip_log_weights
@@ -45,9 +45,9 @@ from is_core.weights.outcome import CrossFittedOutcome
 
 LOG_RATIO_FILE = "log_ratio.parquet"
 WEIGHTS_FILE = "weights.parquet"
-#: The fitted proposal model the weights depend on (pickled: a run's own intermediate, read
-#: back only by the same run's weights stage for the proposal-aware interval).
-PROPOSAL_MODEL_FILE = "proposal_model.pkl"
+#: The fitted proposal model the weights depend on, as JSON (its linear state, or why it has
+#: none): the weights stage rebuilds it for the proposal-aware interval.
+PROPOSAL_MODEL_FILE = "proposal_model.json"
 
 #: The config key behind each argument of the proposal model (a ParameterError names the
 #: argument; the stage re-raises it as a ConfigError naming the key).
@@ -144,8 +144,10 @@ def fit_proposal(proposal: ProposalConfig, columns: ColumnsConfig, inputs: Input
         table["log_w_estimated"] = estimated
         comparison = compare_weights(estimated, logged)
     path = write_parquet_atomic(pd.DataFrame(table), out_dir / LOG_RATIO_FILE)
-    model_path = None if weights_model is None else write_bytes_atomic(
-        pickle.dumps(weights_model), out_dir / PROPOSAL_MODEL_FILE)
+    model_path = None if weights_model is None else write_json_atomic(
+        json_safe({"linear_state": weights_model.linear_state(),
+                   "unsupported": proposal_aware_unsupported(weights_model)}),
+        out_dir / PROPOSAL_MODEL_FILE)
     return _proposal_summary(proposal, model, path, model_path, comparison,
                              time.perf_counter() - started, uses_logged)
 
@@ -303,10 +305,11 @@ def _proposal_aware(weights: WeightsConfig, proposal: ProposalResult, source: pd
     if weights.normalize_per != "window":
         return None, ("known weights: per-day normalization is not covered by the proposal-"
                       "aware interval; it treats the fitted weights as exact")
-    model = pickle.loads(Path(model_path).read_bytes())
-    reason = proposal_aware_unsupported(model)
-    if reason is not None:
-        return None, f"known weights: {reason}; the interval treats the fitted weights as exact"
+    stored = json.loads(Path(model_path).read_text())
+    if stored["unsupported"] is not None:
+        return None, (f"known weights: {stored['unsupported']}; the interval treats the fitted "
+                      "weights as exact")
+    model = DomainClassifierRatio.from_linear_state(stored["linear_state"], source, target)
     capped = clip.log_w < log_w
     aware = proposal_aware_snis_from_model(model, source, target, y,
                                            np.exp(clip.log_w - clip.log_w.max()),

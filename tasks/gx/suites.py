@@ -3,12 +3,18 @@
 ``is_core`` must not import Great Expectations, so the suites live beside the tasks that run
 them. Two suites per data role (source, target, holdout):
 
-* ``isbench_<role>``: the contract of the window — row-count bounds, columns present, non-null,
-  dtypes, label in {0, 1}, CTR plausibility, finite numbers in their ranges, categorical
-  cardinality bounds, unique impression ids, logging propensity in (0, 1] and, given a run date,
-  partition freshness (the newest event time near the end of the run date);
+* ``isbench_<role>``: the contract of the window — row-count bounds, columns present, non-null
+  (the label and impression id; the features too under ``validation.allow_missing_features:
+  false``), numeric dtypes, label in {0, 1}, CTR plausibility, finite numbers in their ranges,
+  categorical cardinality bounds, unique impression ids, logging propensity in (0, 1] and, given
+  a run date, partition freshness (the newest event time near the end of the run date);
 * ``isbench_<role>_drift``: the run date's own day against bounds learned from the reference
-  day (:func:`is_core.data.contract.drift_bounds`): row count, CTR, numeric means, cardinalities.
+  day (:func:`is_core.data.contract.drift_bounds`): row count, CTR, numeric means, cardinalities
+  and each feature's share of missing values.
+
+A categorical's type (text, integers, booleans or ``category``, all coded by their level text)
+is checked by :func:`is_core.data.contract.categorical_type_records`, not here: Great
+Expectations' type rules see the pandas dtype, which for an integer column with nulls is float.
 
 Every expectation carries its own ``meta.fix`` (what to do when it fails), which
 :mod:`tasks.gx.runner` copies into each result record. The suites of the default config are
@@ -31,7 +37,7 @@ from is_core.config import IsbenchConfig
 from is_core.data.contract import freshness_window
 from tasks.gx.runner import context_for
 
-SUITE_VERSION = 2
+SUITE_VERSION = 3
 """Bump when the suites' rules change; written into each suite's ``meta``."""
 SUITES_DIR = Path(__file__).resolve().parents[2] / "expectations"
 ROLES = ("source", "target", "holdout")
@@ -43,6 +49,10 @@ FIX_MISSING = ("the upstream schema lost this column: fix the export, or remove 
                "the config's `columns`")
 FIX_NULL = "impute or drop the null values upstream, remove the column from the features, or " \
            "set `validation.mode: quarantine` to drop such rows"
+FIX_NULL_FEATURE = ("`validation.allow_missing_features: false` refuses missing feature values: "
+                    "impute or drop them upstream, set `validation.mode: quarantine` to drop "
+                    "such rows, or allow them (a missing categorical is its own level, a "
+                    "missing numeric gets a missing indicator in the proposal model)")
 FIX_LABEL = "the label must be 0 or 1 (one click flag per impression); fix the label export"
 FIX_CTR = ("the click rate is implausible (all zeros, all ones or a broken join): check the label "
            "export, or adjust `validation.ctr_range`")
@@ -50,8 +60,6 @@ FIX_RANGE = ("values outside the allowed range (or ±inf): fix the upstream comp
              "column, or adjust `validation.numeric_ranges`")
 FIX_NUMERIC_TYPE = ("the column has the wrong dtype: cast it upstream or move it between "
                     "columns.numeric and columns.categorical")
-FIX_TEXT_TYPE = ("categorical columns must be text: cast it to string upstream or list it under "
-                 "columns.numeric")
 FIX_CARDINALITY = ("the number of distinct values is outside `validation.cardinality_range` "
                    "(an id leaked into a category, or the column is constant): fix the column")
 FIX_UNIQUE = ("duplicate impression ids: the day was exported twice or joined badly; "
@@ -86,12 +94,13 @@ def build_suite(config: IsbenchConfig, role: str,
     add = expectations.append
     add(gxe.ExpectTableRowCountToBeBetween(min_value=max(vc.min_rows, 1), max_value=vc.max_rows,
                                            meta={"fix": FIX_ROWS}))
-    required = [*cols.features, *([cols.label] if _labeled(role) else [])]
-    if cols.impression_id:
-        required.append(cols.impression_id)
-    for col in required:
+    required = [*([cols.label] if _labeled(role) else []),
+                *([cols.impression_id] if cols.impression_id else [])]
+    for col in [*cols.features, *required]:
         add(gxe.ExpectColumnToExist(column=col, meta={"fix": FIX_MISSING}))
-        add(gxe.ExpectColumnValuesToNotBeNull(column=col, meta={"fix": FIX_NULL}))
+        if col in required or not vc.allow_missing_features:
+            add(gxe.ExpectColumnValuesToNotBeNull(
+                column=col, meta={"fix": FIX_NULL if col in required else FIX_NULL_FEATURE}))
     if _labeled(role):
         add(gxe.ExpectColumnValuesToBeInSet(column=cols.label, value_set=[0, 1],
                                             meta={"fix": FIX_LABEL}))
@@ -107,8 +116,6 @@ def build_suite(config: IsbenchConfig, role: str,
             max_value=FINITE_BOUND if high is None else high, meta={"fix": FIX_RANGE}))
     lo, hi = vc.cardinality_range
     for col in cols.categorical:
-        add(gxe.ExpectColumnValuesToBeOfType(column=col, type_="str",
-                                             meta={"fix": FIX_TEXT_TYPE}))
         add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=col, min_value=lo, max_value=hi,
                                                         meta={"fix": FIX_CARDINALITY}))
     if cols.impression_id:
@@ -158,9 +165,22 @@ def build_drift_suite(config: IsbenchConfig, role: str,
         if col in cols.categorical:
             add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=col, min_value=lo,
                                                             max_value=hi, meta=meta))
+    for col, share in bounds.get("null_share", {}).items():
+        if col in cols.features and share["max"] < 1:
+            # "not null, mostly": fails when more than 1 - mostly of the rows are null
+            add(gxe.ExpectColumnValuesToNotBeNull(
+                column=col, mostly=round(1 - share["max"], 6),
+                meta={**meta, "check": "null share drift", "fix": _null_share_fix(share)}))
     return _suite(f"isbench_{role}_drift", expectations,
                   {"isbench_suite_version": SUITE_VERSION, "role": role,
                    "reference_day": bounds.get("reference_day")})
+
+
+def _null_share_fix(share: dict[str, float]) -> str:
+    return (f"the share of missing values rose from {share['reference']:.2%} on the reference "
+            f"day to more than {share['max']:.2%} (a broken join or a field lost upstream?): "
+            "fix the upstream data; if the change is real and expected, re-run once with "
+            "`validation.reference_day: none` to accept it as the new reference")
 
 
 # ---------------------------------------------------------------------------- versioned suites

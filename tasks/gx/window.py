@@ -31,6 +31,7 @@ import pandas as pd
 from is_core.config import IsbenchConfig
 from is_core.data.atomic import write_json_atomic, write_parquet_atomic
 from is_core.data.contract import (
+    categorical_type_records,
     day_profile,
     drift_bounds,
     local_naive_timestamps,
@@ -125,8 +126,9 @@ def _reference_roles(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]
 
 def _read_window(config: IsbenchConfig, inputs: Inputs, ref_roles: dict[str, Any]
                  ) -> tuple[Frames, dict[str, FileSchemas], list[Record]]:
-    """Each role's frame (timestamps as local naive times), its files' schemas and the schema
-    checks' records (against the reference day's schema when there is one)."""
+    """Each role's frame (timestamps as local naive times), its files' schemas and the records
+    of the schema checks (against the reference day's schema when there is one) and of the
+    categoricals' types."""
     cols = config.columns
     records: list[Record] = []
     frames: Frames = {}
@@ -142,6 +144,7 @@ def _read_window(config: IsbenchConfig, inputs: Inputs, ref_roles: dict[str, Any
         frame = read_input_files(files, columns, role=role)
         if cols.timestamp in frame:
             frame[cols.timestamp] = local_naive_timestamps(frame[cols.timestamp], config.timezone)
+        records += categorical_type_records(frame, config, role)
         frames[role] = frame
     return frames, schemas, records
 

@@ -124,7 +124,8 @@ def run_broken(earlier: IsbenchConfig, tiny_root: Path, tmp_path: Path,
         if config.validation.data_docs:
             assert (Path(kept) / "data_docs" / "index.html").is_file()
     shutil.rmtree(failures)
-    return str(info.value), record
+    cause = info.value.__cause__  # the stage's error in full, as the CLI prints it
+    return f"{info.value}\n{getattr(cause, 'message', '')}", record
 
 
 def assert_names(text: str, *needles: str) -> None:
@@ -159,6 +160,17 @@ class TestSchema:
             d, "source", DAY, lambda f: f.assign(item_price=f["item_price"].astype("float32"))))
         assert_names(text, "'item_price'", "expect_schema_unchanged_across_days", "float",
                      f"dt={DAY}")
+
+    def test_categorical_int_one_day_and_text_another(self, earlier, tiny_root, tmp_path):
+        # ids exported as int64 from today on, as text before: a schema change (an int 17 and a
+        # text "17" are one level, but a text column may hold "017"), named with day and fix
+        def int_ids(f):
+            return f.assign(item_id=f["item_id"].str.removeprefix("item_").astype("int64"))
+        text, _ = run_broken(earlier, tiny_root, tmp_path,
+                             lambda d: edit(d, "source", DAY, int_ids))
+        assert_names(text, "'item_id'", "expect_schema_unchanged_across_days",
+                     f"number (int64) in dt={DAY}", "text (string)",
+                     "cast it to one type upstream")
 
     def test_holdout_without_labels(self, earlier, tiny_root, tmp_path):
         text, _ = run_broken(earlier, tiny_root, tmp_path, lambda d: edit(
@@ -212,13 +224,28 @@ class TestRowCounts:
 
 # ---------------------------------------------------------------------------- values
 class TestValues:
-    def test_nan_feature(self, earlier, tiny_root, tmp_path):
+    def test_nan_feature_under_the_strict_contract(self, earlier, tiny_root, tmp_path):
+        # by default a NaN feature runs (tests/flows/test_input_types.py); the strict contract
+        # of `validation.allow_missing_features: false` refuses it
         def nan_feature(f):
             f.loc[:2, "user_f0"] = np.nan
             return f
         text, _ = run_broken(earlier, tiny_root, tmp_path,
-                             lambda d: edit(d, "target", DAY, nan_feature))
-        assert_names(text, "[target]", "'user_f0'", "expect_column_values_to_not_be_null")
+                             lambda d: edit(d, "target", DAY, nan_feature),
+                             validation={"allow_missing_features": False})
+        assert_names(text, "[target]", "'user_f0'", "expect_column_values_to_not_be_null",
+                     "allow_missing_features")
+
+    def test_null_share_jump_in_a_categorical(self, earlier, tiny_root, tmp_path):
+        # a broken join from today on: 20 % of `device` missing, none on the reference day
+        def lost_devices(f):
+            f.loc[: len(f) // 5 - 1, "device"] = None
+            return f
+        text, _ = run_broken(earlier, tiny_root, tmp_path,
+                             lambda d: edit(d, "source", DAY, lost_devices))
+        assert_names(text, "[source]", "'device'", "expect_column_values_to_not_be_null",
+                     "300 unexpected value(s) (20 %)", "from 0.00% on the reference day",
+                     "validation.reference_day: none")
 
     def test_inf_feature(self, earlier, tiny_root, tmp_path):
         def inf_feature(f):
@@ -359,6 +386,7 @@ class TestQuarantineLimit:
             return f
         text, record = run_broken(earlier, tiny_root, tmp_path,
                                   lambda d: edit(d, "source", DAY, bad_rows),
-                                  validation={"mode": "quarantine", "max_quarantine_share": 0.01})
+                                  validation={"mode": "quarantine", "max_quarantine_share": 0.01,
+                                              "allow_missing_features": False})
         assert_names(text, "quarantine_share_at_most", "'user_f1'", "60 of 3000 rows")
         assert Path(record["details"]["validation_dir"]).parent.name == "failures"

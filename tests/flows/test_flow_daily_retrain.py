@@ -52,6 +52,23 @@ class TestSuccessfulRun:
         assert 0 < report["weights"]["ess_fraction"] <= 1
         assert report["verdict"]["text"].startswith("Importance weighting")
 
+    def test_every_candidate_is_reported_side_by_side(self, finished_run):
+        _, _, run_dir = finished_run
+        report = json.loads((run_dir / "report.json").read_text())
+        candidates = report["candidates"]
+        assert set(candidates) == {"weighted", "unweighted", "recalibrated"}
+        for name, c in candidates.items():
+            low, high = c["calibration_ratio_ci"]
+            assert low <= c["calibration_ratio"] <= high, name
+            assert c["logloss_ci"][0] <= c["logloss"] <= c["logloss_ci"][1], name
+            assert (c["logloss_diff_ci"] is None) == (name == "unweighted")
+        assert report["selected"] in candidates
+        assert report["selected"] == report["promotion"]["challenger"]["model"]
+        assert (run_dir / "recalibrated_model.ubj").is_file()
+        meta = json.loads((run_dir / "recalibrated_model.meta.json").read_text())
+        assert meta["weighting"] == "recalibration" and meta["calibrator"]["method"]
+        assert "## Candidates" in (run_dir / "report.md").read_text()
+
     def test_weights_are_nonnegative_with_mean_one(self, finished_run):
         _, _, run_dir = finished_run
         w = pd.read_parquet(run_dir / "weights.parquet")
@@ -168,3 +185,36 @@ class TestRunWithoutHoldout:
         assert "on an importance-weighted source split (no target holdout)" in text
         assert "target holdout logloss" not in text
         assert text in (run_dir / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def exposure_run(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("exposure-runs")
+    config = small_config(small_data_root, out, columns={"exposure": ["position"]})
+    daily_retrain(config=config, run_date=RUN_DATE)
+    return config, out / RUN_DATE.isoformat()
+
+
+class TestExposureFeatures:
+    """`columns.exposure` features reach the proposal model and never a CTR model."""
+
+    def test_no_ctr_model_sees_the_exposure_feature(self, exposure_run, small_data_root):
+        _, run_dir = exposure_run
+        holdout = pd.concat(pd.read_parquet(f) for f in
+                            sorted((small_data_root / "holdout").rglob("*.parquet")))
+        scrambled = holdout.assign(position=np.random.default_rng(0).permutation(
+            holdout["position"].to_numpy()))
+        for file in ("model.ubj", "baseline_model.ubj", "recalibrated_model.ubj"):
+            model = WeightedCTRModel.load(run_dir / file)
+            assert "position" not in model.feature_spec_.columns, file
+            # scores cannot depend on a column the model never saw
+            np.testing.assert_array_equal(model.predict_proba(holdout),
+                                          model.predict_proba(scrambled))
+
+    def test_the_proposal_and_the_report_use_it(self, exposure_run):
+        config, run_dir = exposure_run
+        report = json.loads((run_dir / "report.json").read_text())
+        assert report["exposure_features"] == ["position"]
+        assert "position" in config.columns.numeric  # it kept its type for the proposal
+        assert report["proposal"]["dropped_features"] == [] or \
+            "position" not in report["proposal"]["dropped_features"]

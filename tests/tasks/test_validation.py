@@ -33,6 +33,8 @@ from is_core.simulate.clicklog import ClickScenario
 from tests.conftest import REPO_ROOT, RUN_DATE, small_config
 
 CONFIG = IsbenchConfig()
+STRICT = IsbenchConfig.model_validate({"validation": {"allow_missing_features": False}})
+"""The strict contract of before issue 11: a missing feature value fails (or is quarantined)."""
 
 
 def scenario_frame(n: int, role: str = "source", seed: int = 0) -> pd.DataFrame:
@@ -119,7 +121,7 @@ class TestQuarantine:
         return frame
 
     def test_counts_every_rule(self, dirty):
-        counts = row_problems(dirty, CONFIG, "source").sum()
+        counts = row_problems(dirty, STRICT, "source").sum()
         assert counts["null:user_f1"] == 4
         assert counts["label_domain:clicked"] == 3
         assert counts["not_finite_or_out_of_range:item_popularity"] == 1
@@ -128,7 +130,8 @@ class TestQuarantine:
 
     def test_drops_exactly_the_bad_rows_under_the_share(self, dirty):
         config = IsbenchConfig.model_validate(
-            {"validation": {"mode": "quarantine", "max_quarantine_share": 0.02}})
+            {"validation": {"mode": "quarantine", "max_quarantine_share": 0.02,
+                            "allow_missing_features": False}})
         kept, summary = quarantine_rows(dirty, config, "source")
         assert summary["dropped"] == 10 and summary["rows"] == 1000  # rows 0-7, 9 and 10
         assert summary["share"] == pytest.approx(0.010)
@@ -137,10 +140,11 @@ class TestQuarantine:
         assert kept["impression_id"].is_unique
 
     def test_fails_over_the_share_naming_the_rules(self, dirty):
-        config = IsbenchConfig.model_validate({"validation": {"max_quarantine_share": 0.005}})
+        config = IsbenchConfig.model_validate({"validation": {"max_quarantine_share": 0.005,
+                                                              "allow_missing_features": False}})
         with pytest.raises(DataValidationError) as info:
             quarantine_rows(dirty, config, "source")
-        message = str(info.value)
+        message = info.value.message  # str() is the one-line summary Prefect repeats
         assert "quarantine_share_at_most" in message and "'user_f1'" in message
         assert "4 of 1000 rows break null" in message and "1.00%" in message
 
@@ -253,7 +257,7 @@ class TestSuites:
             "expect_table_row_count_to_be_between", "expect_column_to_exist",
             "expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
             "expect_column_mean_to_be_between", "expect_column_values_to_be_in_type_list",
-            "expect_column_values_to_be_between", "expect_column_values_to_be_of_type",
+            "expect_column_values_to_be_between",
             "expect_column_unique_value_count_to_be_between",
             "expect_column_values_to_be_unique", "expect_column_max_to_be_between",
         } <= source
@@ -275,12 +279,67 @@ class TestSuites:
 
         frame = scenario_frame(500)
         frame.loc[:4, "logging_propensity"] = 0.0
-        frame["user_segment"] = frame["user_segment"].astype("category").cat.codes
+        frame.loc[:2, "clicked"] = 2
         summary = validate_frame(frame, CONFIG, "source", RUN_DATE)
         failed = {(r["column"], r["rule"]) for r in summary["failures"]}
         assert failed == {("logging_propensity", "expect_column_values_to_be_between"),
-                          ("user_segment", "expect_column_values_to_be_of_type")}
+                          ("clicked", "expect_column_values_to_be_in_set")}
         assert all(r["fix"] and r["observed"] is not None for r in summary["failures"])
+
+    def test_integer_categoricals_and_missing_features_pass(self):
+        # regression (issue 11): int64 ids failed "categorical columns must be text", and
+        # 0.3 % nulls in `device` failed the run although a missing category is a level
+        from tasks.gx.window import validate_frame
+
+        frame = scenario_frame(1000)
+        frame["user_segment"] = frame["user_segment"].astype("category").cat.codes
+        frame["item_id"] = frame["item_id"].str.removeprefix("item_").astype("int64")
+        frame.loc[:2, "device"] = None
+        frame.loc[:4, "user_f0"] = np.nan
+        summary = validate_frame(frame, CONFIG, "source", RUN_DATE)
+        assert summary["success"], summary["failures"]
+        strict = validate_frame(frame, STRICT, "source", RUN_DATE)
+        failed = {(r["column"], r["rule"]) for r in strict["failures"]}
+        assert failed == {("device", "expect_column_values_to_not_be_null"),
+                          ("user_f0", "expect_column_values_to_not_be_null")}
+        assert all("allow_missing_features" in r["fix"] for r in strict["failures"])
+
+    @pytest.mark.parametrize(("share", "success"), [(0.004, True), (0.10, False)],
+                             ids=["stable", "jump"])
+    def test_null_share_drift_fails_on_a_jump_and_passes_a_stable_share(self, share, success):
+        from tasks.gx.runner import Batch, context_for, run_batches
+        from tasks.gx.suites import build_drift_suite
+
+        reference = scenario_frame(3000, "target")
+        reference.loc[:8, "device"] = None  # 0.3 % missing on the reference day
+        bounds = drift_bounds(day_profile(reference, CONFIG, "target", day="2026-11-27"),
+                              CONFIG.validation)
+        today = scenario_frame(3000, "target", seed=1)
+        today.loc[: int(share * 3000) - 1, "device"] = None
+        context = context_for()
+        batch = Batch("target_drift", "target", build_drift_suite(CONFIG, "target", bounds),
+                      today)
+        results = run_batches([batch], context=context)["target_drift"]["results"]
+        (record,) = [r for r in results if r["column"] == "device"
+                     and r["rule"] == "expect_column_values_to_not_be_null"]
+        assert record["success"] is success
+        if not success:
+            assert "300 unexpected value(s) (10 %)" in record["observed"]
+            assert "from 0.30% on the reference day" in record["fix"]
+            assert "validation.reference_day: none" in record["fix"]
+
+    def test_the_strict_contract_adds_not_null_on_every_feature(self):
+        from tasks.gx.runner import context_for
+        from tasks.gx.suites import build_suite
+
+        context_for()
+
+        def not_null(config: IsbenchConfig) -> set[str]:
+            return {e.column for e in build_suite(config, "source").expectations
+                    if e.expectation_type == "expect_column_values_to_not_be_null"}
+
+        assert not_null(CONFIG) == {"clicked", "impression_id"}
+        assert not_null(STRICT) == {"clicked", "impression_id", *CONFIG.columns.features}
 
     def test_validated_frames_are_not_kept_alive(self):
         # Regression: GX keeps its ephemeral context as the process's current project, and the

@@ -44,11 +44,12 @@ def interval(value: float, low: float, high: float) -> dict:
 def decide(challenger, champion, difference=None, config=None, validation=VALID,
            diagnostics=DIAGNOSTICS, weighting_difference=None):
     config = config or PromotionConfig(tolerance=TOLERANCE)
-    _, weighting = choose_challenger(config, weighting_difference)
+    differences = {} if weighting_difference is None else {"weighted": weighting_difference}
+    _, weighting = choose_challenger(config, differences)
     return decide_promotion(config, min_ess_fraction=0.05, validation=validation,
                             diagnostics=diagnostics, challenger=challenger, champion=champion,
                             evaluated_on="target_holdout", n=1000, weighting=weighting,
-                            weighting_difference=weighting_difference,
+                            weighting_differences=differences,
                             champion_difference=difference)
 
 
@@ -133,23 +134,36 @@ class TestWeightingChoice:
 
     def test_weighting_that_lost_gives_the_baseline(self):
         choice, check = choose_challenger(PromotionConfig(tolerance=TOLERANCE),
-                                          interval(0.0021, 0.0010, 0.0032))
+                                          {"weighted": interval(0.0021, 0.0010, 0.0032)})
         assert choice == "unweighted" and not check.passed
-        assert "weighted logloss worse than unweighted baseline by 0.002100" in check.detail
+        assert "weighted model logloss worse than unweighted baseline by 0.002100" in check.detail
 
     def test_weighting_that_paid_gives_the_weighted_model(self):
         choice, check = choose_challenger(PromotionConfig(tolerance=TOLERANCE),
-                                          interval(-0.002, -0.003, -0.001))
+                                          {"weighted": interval(-0.002, -0.003, -0.001)})
         assert choice == "weighted" and check.passed
 
     def test_an_interval_straddling_the_tolerance_is_not_enough(self):
         choice, _ = choose_challenger(PromotionConfig(tolerance=TOLERANCE),
-                                      interval(0.0004, -0.0004, 0.0012))
+                                      {"weighted": interval(0.0004, -0.0004, 0.0012)})
         assert choice == "unweighted"
+
+    def test_among_candidates_that_paid_the_better_one_is_chosen(self):
+        differences = {"weighted": interval(-0.0005, -0.0015, 0.0005),
+                       "recalibrated": interval(-0.0015, -0.0022, -0.0008)}
+        choice, check = choose_challenger(PromotionConfig(tolerance=TOLERANCE), differences)
+        assert choice == "recalibrated" and check.passed
+        assert "recalibrated baseline" in check.detail and "beside: weighted" in check.detail
+
+    def test_a_candidate_that_did_not_pay_is_passed_over(self):
+        differences = {"weighted": interval(-0.003, -0.0070, 0.0011),  # better point, too wide
+                       "recalibrated": interval(-0.001, -0.0015, -0.0005)}
+        choice, _ = choose_challenger(PromotionConfig(tolerance=TOLERANCE), differences)
+        assert choice == "recalibrated"
 
     def test_not_required_keeps_the_weighted_model(self):
         config = PromotionConfig(tolerance=TOLERANCE, require_weighting_not_worse=False)
-        choice, check = choose_challenger(config, interval(0.01, 0.005, 0.015))
+        choice, check = choose_challenger(config, {"weighted": interval(0.01, 0.005, 0.015)})
         assert choice == "weighted" and "not required" in check.detail
         assert check_weighting("logloss", None, TOLERANCE).passed
 
@@ -158,7 +172,7 @@ class TestWeightingChoice:
         d = decide(model("1", 0.0706, kind="unweighted"), None, weighting_difference=lost)
         assert d.promote and not d.weighting["applied"]
         assert "unweighted baseline; weighting not applied" in d.reason
-        assert d.weighting["difference"] == lost
+        assert d.weighting["differences"] == {"weighted": lost}
 
 
 class TestOtherChecks:

@@ -139,13 +139,24 @@ class TestBadInput:
         with pytest.raises(ProposalFitError, match="source sample has 0 rows"):
             DomainClassifierRatio(numeric=features).fit(source.iloc[:0], target)
 
-    @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-    def test_non_finite_feature_names_the_column(self, bad):
+    @pytest.mark.parametrize("bad", [np.inf, -np.inf])
+    def test_infinite_feature_names_the_column(self, bad):
         source, target, features = self._frames()
         source = source.copy()
         source.loc[3, "x2"] = bad
-        with pytest.raises(ProposalFitError, match=r"NaN or infinite values in \['x2'\]"):
+        with pytest.raises(ProposalFitError, match=r"infinite values in \['x2'\]"):
             DomainClassifierRatio(numeric=features).fit(source, target)
+
+    @pytest.mark.parametrize("learner", ["logistic", "xgboost"])
+    def test_a_missing_numeric_value_is_not_an_error(self, learner):
+        # regression (issue 11): a NaN is a missing value, not a bad one; ±inf still fails
+        source, target, features = self._frames()
+        source, target = source.copy(), target.copy()
+        source.loc[3, "x2"], target.loc[[0, 5], "x1"] = np.nan, np.nan
+        model = DomainClassifierRatio(numeric=features, learner=learner, n_folds=3,
+                                      random_state=0, n_jobs=1).fit(source, target)
+        assert np.isfinite(model.log_ratio_source_).all()
+        assert np.isfinite(model.log_ratio(target)).all()
 
     def test_constant_feature_is_dropped(self):
         source, target, features = self._frames()

@@ -215,3 +215,43 @@ class TestFromModel:
                                       n_estimators=5, random_state=0).fit(
             sample.source, sample.target)
         assert "xgboost" in proposal_aware_unsupported(model)
+
+
+class TestLinearState:
+    """The weights stage rebuilds the proposal from JSON (no pickle): same design, same fits."""
+
+    @pytest.mark.parametrize("kwargs", [{"learner": "logistic"},
+                                        {"learner": "logistic", "numeric_basis": "quadratic",
+                                         "max_fit_rows": 800}])
+    def test_round_trip_gives_the_same_interval(self, kwargs):
+        import json
+
+        sample = MEAN_SHIFT.sample(1500, 500, np.random.default_rng(7))
+        model = DomainClassifierRatio(numeric=sample.features, random_state=3, **kwargs).fit(
+            sample.source, sample.target)
+        state = json.loads(json.dumps(model.linear_state()))
+        again = DomainClassifierRatio.from_linear_state(state, sample.source, sample.target)
+        np.testing.assert_allclose(again.design_.transform(sample.target),
+                                   model.design_.transform(sample.target))
+        y = sample.source["clicked"].to_numpy(dtype=float)
+        w = np.exp(model.log_ratio_source_)
+        a = proposal_aware_snis_from_model(model, sample.source, sample.target, y, w)
+        b = proposal_aware_snis_from_model(again, sample.source, sample.target, y, w)
+        assert b.std_error == pytest.approx(a.std_error, rel=1e-12)
+
+    def test_other_frames_are_refused(self):
+        from is_core.errors import ProposalFitError
+
+        sample = MEAN_SHIFT.sample(600, 300, np.random.default_rng(8))
+        model = DomainClassifierRatio(numeric=sample.features, learner="logistic",
+                                      random_state=0).fit(sample.source, sample.target)
+        with pytest.raises(ProposalFitError, match="re-run the date"):
+            DomainClassifierRatio.from_linear_state(model.linear_state(),
+                                                    sample.source.iloc[:500], sample.target)
+
+    def test_a_tree_proposal_has_no_linear_state(self):
+        sample = MEAN_SHIFT.sample(300, 300, np.random.default_rng(0))
+        model = DomainClassifierRatio(numeric=sample.features, learner="xgboost", n_jobs=1,
+                                      n_estimators=5, random_state=0).fit(
+            sample.source, sample.target)
+        assert model.linear_state() is None
