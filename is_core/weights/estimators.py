@@ -42,6 +42,42 @@ effective sample size :math:`n_e = (\sum w)^2 / \sum w^2`: :math:`[0, z^2 / (n_e
 (or its mirror), the weighted analogue of the "rule of three". Labels that are not all 0/1
 (a per-row loss difference, :mod:`is_core.ctr.metrics`) keep the symmetric bounds.
 
+**Few effective clicks.** The delta-method standard error is computed from the clicks that
+happened. When much of the target mass rests on a few large-weight rows that, at the CTR, expect
+less than one click between them, the sample usually holds none of their clicks: the estimate is
+then low *and* its standard error small, and the interval misses below, as the binomial's Wald
+interval does at small :math:`n p` (Brown, Cai & DasGupta 2001). The size that matters is the
+effective number of clicks :math:`n_e \hat\mu`, with Kish's effective sample size
+:math:`n_e = (\sum w)^2 / \sum w^2`. Measured on 400 simulated Thompson-sampling bandit logs
+(:class:`~is_core.simulate.bandit.BanditScenario`, 20,000 rows, exact weights, ``clip='auto'``,
+183 passing the default gates): :math:`n_e \hat\mu` 0.4 to 6.3 (median 1.3), the estimate
+and its standard error correlated 0.94 across worlds, and the logit-delta interval covering
+0.727 ± 0.033, every miss but one below the truth by 2.5 to 15 standard errors, although the
+reported standard errors were right on average (in three worlds redrawn 300 times, their root
+mean square matched the estimate's sampling SD, 0.8 of the truth). For click labels
+:func:`snis_estimate` therefore takes the bound on the side of the rarer label (the upper bound
+when :math:`\hat\mu \le 1/2`) as the wider of the logit-delta bound and **Wilson's score bound
+with** :math:`n_e` **rows**,
+
+.. math::
+
+    \frac{\hat\mu + z^2/(2 n_e) \pm z \sqrt{\hat\mu (1 - \hat\mu)/n_e + z^2/(4 n_e^2)}}
+    {1 + z^2/n_e}.
+
+Those are the score interval for a proportion whose variance is :math:`\mu_0 (1 - \mu_0)/n_e`,
+the variance of a weighted mean when the CTR does not vary with the weight (Kish 1965, *Survey
+Sampling*; for rare proportions from weighted data Korn & Graubard 1998, *Survey
+Methodology* 24:193): the variance is set by the weights and the hypothesised rate, not by
+which rows clicked, so it does not shrink with the missed clicks. Only that side needs it: a
+large-weight click that did happen enters the delta variance and widens the interval itself.
+With many effective clicks the interval is the delta one (the Gaussian ``mean_shift`` and
+``no_shift`` scenarios: unchanged in 200 of 200 draws of 2,000 rows) or slightly wider where the
+Wilson bound is (``variance_shift``: 2 % wider, coverage 0.920 to 0.935). On the 183 bandit
+worlds it covers 0.995 ± 0.005, at a median 3.0 times the delta width: with one or two effective
+clicks the target CTR is known only to a factor of a few. ``std_error`` stays the delta
+method's; the bootstrap (whose replicates cannot draw the missing clicks either:
+0.705 ± 0.034) and :func:`dr_estimate` keep their intervals.
+
 **Bias-guarded intervals.** Clipping biases the estimate by an unknown amount, and a clip level
 chosen from the same data (``auto``) makes the clipped estimate's own interval too narrow
 (measured: 84-86 % coverage of nominal 95 % intervals on the Gaussian scenarios,
@@ -92,13 +128,31 @@ def rate_interval(name: str, value: float, se: float, level: float, n_effective:
     ``n_effective`` rows when ``value`` is 0 or 1."""
     z = NormalDist().inv_cdf(0.5 + level / 2)
     if value <= 0.0 or value >= 1.0:
-        edge = z * z / (n_effective + z * z)
-        low, high = (0.0, edge) if value <= 0.0 else (1.0 - edge, 1.0)
+        low, high = wilson_bounds(min(max(value, 0.0), 1.0), n_effective, level)
         return Estimate(name, float(value), float(se), low, high, level)
     logit = math.log(value / (1.0 - value))
     half = z * se / (value * (1.0 - value))
     return Estimate(name, float(value), float(se), _expit(logit - half), _expit(logit + half),
                     level)
+
+
+def wilson_bounds(value: float, n_effective: float, level: float) -> tuple[float, float]:
+    r"""Wilson's score bounds for a rate ``value`` observed on ``n_effective`` rows.
+
+    :math:`\big(\hat\mu + z^2/(2n) \pm z\sqrt{\hat\mu(1-\hat\mu)/n + z^2/(4n^2)}\big)
+    / (1 + z^2/n)` with :math:`n` = ``n_effective`` (Wilson 1927; Brown, Cai & DasGupta 2001);
+    :math:`[0, z^2/(n + z^2)]` at :math:`\hat\mu = 0`. With Kish's effective sample size they
+    guard the SNIS interval against few effective clicks (module docstring).
+    """
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    c = z * z / n_effective
+    centre = (value + c / 2) / (1 + c)
+    half = z * math.sqrt(value * (1 - value) / n_effective + c / (4 * n_effective)) / (1 + c)
+    if value <= 0.0:  # the exact edges: no rounding of the centre/half difference
+        return 0.0, c / (1 + c)
+    if value >= 1.0:
+        return 1 / (1 + c), 1.0
+    return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
 def _expit(t: float) -> float:
@@ -135,9 +189,12 @@ def snis_estimate(y: np.ndarray, w: np.ndarray, level: float = 0.95,
     """Self-normalized IS :math:`\\sum w_i y_i / \\sum w_i` with a delta-method interval.
 
     The bounds are on the logit scale when every ``y`` is 0 or 1, symmetric otherwise (module
-    docstring); the standard error is the delta method's either way. With ``w_unclipped`` (the
-    weights before clipping) the interval is bias-guarded: the hull of the clipped and the
-    unclipped intervals (see the module docstring).
+    docstring); the standard error is the delta method's either way. For 0/1 labels the bound
+    towards the rarer label is also at least Wilson's score bound with Kish's effective sample
+    size (:func:`wilson_bounds`), which keeps the interval honest when the estimate rests on few
+    effective clicks (module docstring). With ``w_unclipped`` (the weights before clipping) the
+    interval is bias-guarded: the hull of the clipped and the unclipped intervals (see the module
+    docstring).
     """
     y = np.asarray(y, dtype=float)
     w = np.asarray(w, dtype=float)
@@ -145,7 +202,14 @@ def snis_estimate(y: np.ndarray, w: np.ndarray, level: float = 0.95,
     mu = float(w @ y / total)
     se = float(np.sqrt(np.sum(np.square(w) * np.square(y - mu))) / total)
     if is_binary(y):
-        estimate = rate_interval("snis", mu, se, level, float(total**2 / np.sum(np.square(w))))
+        n_effective = float(total**2 / np.sum(np.square(w)))
+        delta = rate_interval("snis", mu, se, level, n_effective)
+        low, high = wilson_bounds(mu, n_effective, level)
+        # only the bound towards the rarer label: a large-weight click that happened widens
+        # the delta interval itself; one that did not happen widens nothing
+        low, high = (delta.ci_low, max(delta.ci_high, high)) if mu <= 0.5 else (
+            min(delta.ci_low, low), delta.ci_high)
+        estimate = Estimate("snis", mu, se, low, high, level)
     else:
         estimate = _normal_interval("snis", mu, se, level)
     if w_unclipped is not None:
