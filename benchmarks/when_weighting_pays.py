@@ -9,7 +9,10 @@ Every run of the pipeline trains three **candidates** on the same source rows, a
 :func:`is_core.ctr.stage.train_models` does (same constructor, same calibrator):
 
 * ``unweighted``: :class:`~is_core.ctr.model.WeightedCTRModel` fitted without weights;
-* ``weighted``: the same booster fitted with the final importance weights;
+* ``weighted``: the same booster fitted with the final importance weights, its
+  ``min_child_weight`` divided by the weights' ESS/n (``train.weighted_min_child_weight: ess``,
+  :func:`~is_core.ctr.stage.weighted_template`); the row ``weighted_same_mcw`` is the weighted
+  booster with the unscaled ``min_child_weight`` it had before, for comparison;
 * ``recalibrated``: the unweighted booster with a
   :class:`~is_core.ctr.recalibration.WeightedCalibrator` (``train.recalibration``, ``auto``)
   fitted on its out-of-fold source scores
@@ -93,7 +96,10 @@ from is_core.config import ColumnsConfig, PromotionConfig, TrainConfig  # noqa: 
 from is_core.ctr.metrics import bootstrap_metrics  # noqa: E402
 from is_core.ctr.model import WeightedCTRModel, out_of_fold_predictions  # noqa: E402
 from is_core.ctr.recalibration import WeightedCalibrator  # noqa: E402
-from is_core.ctr.stage import _ctr_model  # noqa: E402  (the train stage's own constructor)
+from is_core.ctr.stage import (  # noqa: E402  (the train stage's own constructors)
+    _ctr_model,
+    weighted_template,
+)
 from is_core.release.promotion import choose_challenger  # noqa: E402
 from is_core.simulate.clicklog import ClickScenario, TargetPolicy  # noqa: E402
 from is_core.weights.clipping import clip_log_weights  # noqa: E402
@@ -103,7 +109,9 @@ from is_core.weights.normalize import normalize_log_weights  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 STEM = "when_weighting_pays"
 CANDIDATES = ("unweighted", "weighted", "recalibrated")
-MODELS = (*CANDIDATES, "oracle")
+#: Beside the candidates: the weighted booster with the unscaled min_child_weight of before
+#: issue 17 (``train.weighted_min_child_weight: same``), and the oracle.
+MODELS = (*CANDIDATES, "weighted_same_mcw", "oracle")
 #: The gate's tolerances shown: the default PromotionConfig's, and 0 (shown better).
 TOLERANCES = (PromotionConfig().tolerance, 0.0)
 #: A booster too small for the Gaussian clicks: 20 stumps (30 early-stopping rounds never end it).
@@ -170,11 +178,15 @@ def train_candidates(train: TrainConfig, template: WeightedCTRModel, frame: pd.D
                      ) -> tuple[dict[str, WeightedCTRModel], WeightedCalibrator]:
     """The three candidates of :func:`is_core.ctr.stage.train_models`, and the calibrator."""
     unweighted = clone(template).fit(frame, y)
-    weighted = clone(template).fit(frame, y, sample_weight=w)
+    weighted = weighted_template(template, w, train.weighted_min_child_weight).fit(
+        frame, y, sample_weight=w)
+    # the weighted booster as it was before issue 17 (min_child_weight not scaled), to measure
+    weighted_same = weighted_template(template, w, "same").fit(frame, y, sample_weight=w)
     oof = out_of_fold_predictions(template, frame, y, train.recalibration_folds, seed)
     calibrator = WeightedCalibrator(train.recalibration, random_state=seed).fit(oof, y, w)
     return ({"unweighted": unweighted, "weighted": weighted,
-             "recalibrated": unweighted.with_calibrator(calibrator)}, calibrator)
+             "recalibrated": unweighted.with_calibrator(calibrator),
+             "weighted_same_mcw": weighted_same}, calibrator)
 
 
 def gate_choices(differences: dict[str, dict[str, Any]], tolerances: tuple[float, ...]
@@ -242,7 +254,7 @@ def markdown(results: dict[str, Any]) -> str:
     for r in results["worlds"]:
         for name in MODELS:
             m = r["models"][name]
-            picks = ["–" if name == "oracle" else
+            picks = ["–" if name not in CANDIDATES else
                      ("**selected**" if r["selected"][t]["model"] == name else "")
                      for t in tolerances]
             lines.append("| " + " | ".join([

@@ -263,18 +263,20 @@ def _in_full(error: Exception, cause: IsbenchError | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; exit 2 for an :class:`IsbenchError` (bad config or data, a failed gate:
-    fix and re-run), 1 for anything else (a bug or an environment problem)."""
+    """Run the command; exit with the error's ``exit_code`` for an :class:`IsbenchError`: 2 for
+    bad config or data or a failed gate (fix and re-run), 3 for an output folder that cannot be
+    written (:class:`~is_core.errors.OutputFolderError`, an environment problem); 1 for anything
+    else (a bug, or an environment problem isbench does not recognize)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except IsbenchError as exc:
         print(f"isbench: {exc.message}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except Exception as exc:  # a failed flow run: its message names the stage
         cause = exc.__cause__ if isinstance(exc.__cause__, IsbenchError) else None
         print(f"isbench: {_in_full(exc, cause)}", file=sys.stderr)
-        return 2 if cause else 1
+        return cause.exit_code if cause else 1
 
 
 if __name__ == "__main__":

@@ -114,6 +114,11 @@ class DataConfig(_Strict):
     holdout: str | None = Field("holdout", description="Labeled target rows for evaluation only.")
     format: FileFormat = "parquet"
     window_days: int = Field(7, ge=1, le=366, description="Days read, ending at the run date.")
+    partition_key: str = Field(
+        "dt", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the day partition folders, <partition_key>=YYYY-MM-DD (Hive "
+        "style): 'dt' for dt=2026-11-28/, 'date' for date=2026-11-28/. The rows read get the "
+        "day as a column named 'dt' whatever the folders are called.")
 
     def path_of(self, role: str) -> Path:
         """Absolute path of ``role`` (source, target or holdout), confined to ``root``."""
@@ -241,6 +246,10 @@ class TrainConfig(_Strict):
         "weighted ESS), or 'auto', the one with the lower cross-fitted weighted logloss.")
     recalibration_folds: int = Field(2, ge=2, le=10, description="Folds of the out-of-fold "
                                      "scores the calibrator is fitted on.")
+    weighted_min_child_weight: Literal["ess", "same"] = Field(
+        "ess", description="The weighted booster's min_child_weight: 'ess' divides it by the "
+        "weights' Kish ESS/n, so that a leaf needs as many effective rows as in the unweighted "
+        "booster; 'same' keeps train.min_child_weight.")
 
 
 class EvaluationConfig(_Strict):
@@ -317,6 +326,18 @@ class ValidationConfig(_Strict):
     freshness_hours: float | None = Field(
         24.0, gt=0, description="The newest event time must be at most this many hours before "
         "the end of the run date (null: no freshness check).")
+    min_day_row_share: float = Field(
+        0.1, ge=0, le=1, description="A day of the window with fewer rows than this share of "
+        "the window's median day fails, per role (and a day without rows whenever this is "
+        "above 0; 0: no check).")
+    late_event_hours: float | None = Field(
+        6.0, ge=0, description="Each partition's events must lie within its day (in "
+        "`timezone`), from this many hours before it starts (late events, written to the "
+        "partition of the day they arrived) to its end (null: no check).")
+    disjoint_role_ids: bool = Field(
+        True, description="Holdout impression ids must not occur among the source's or the "
+        "target's over the window (such a leak inflates the holdout's metrics); false for roles "
+        "that number their ids separately.")
     unexpected_columns: Literal["fail", "ignore"] = Field(
         "fail", description="What a column outside the contract in an input file gets.")
     extra_columns: list[str] = Field(
@@ -341,6 +362,17 @@ class ValidationConfig(_Strict):
         "missing indicator and imputes the mean); a jump of a feature's share of missing values "
         "against the reference day fails as drift. false: any missing feature value fails the "
         "run (or is quarantined). ±inf always fails.")
+    max_abs_value: float | None = Field(
+        1e12, gt=0, description="Sanity bound of every numeric feature: a finite value beyond "
+        "±max_abs_value (a sentinel such as 1e200) fails the run, with or without a reference "
+        "day. null: no bound.")
+    magnitude_widening: float = Field(
+        10.0, gt=0, description="k of a numeric feature's reference range [q01 - k s, q99 + k "
+        "s], s = q99 - q01 of the reference day's values (is_core.data.contract."
+        "reference_range); a sentinel such as -999999 leaves it.")
+    max_magnitude_outlier_share: float = Field(
+        0.001, ge=0, lt=1, description="Largest share of the run date's rows of a role whose "
+        "value of a numeric feature lies outside its reference range.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:

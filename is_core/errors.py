@@ -19,10 +19,15 @@ WeightDiagnosticsError   ValueError        the weights failed a diagnostic gate
 TrainingError            RuntimeError      the CTR model cannot be trained or saved
 RegistryError            LookupError       a registry version or alias is missing
 ConcurrentRunError       RuntimeError      another run holds the run date's lock
+OutputFolderError        OSError           an output folder is read-only, not ours or full
 =======================  ================  ===========================================
 
-None of them is an ``OSError``: the tasks retry ``OSError`` (a transient failure) and nothing of
-this family (``tasks.stages.retry_if_transient``).
+The tasks retry an ``OSError`` (a transient failure) but nothing of this family
+(``tasks.stages.is_transient``): an :class:`OutputFolderError` is an ``OSError`` that a retry
+cannot cure (a read-only mount stays read-only).
+
+``exit_code`` is what the ``isbench`` command line exits with: 2 for bad input, config or a
+failed gate (fix it and re-run), 3 for :class:`OutputFolderError` (an environment problem).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class IsbenchError(Exception):
     """
 
     stage: str = "isbench"
+    exit_code: int = 2
+    """The command line's exit status for this error (2: fix the input or config, re-run)."""
 
     def __init__(self, what: str, fix: str = "", details: dict[str, Any] | None = None) -> None:
         self.what = what
@@ -202,3 +209,17 @@ class ConcurrentRunError(IsbenchError, RuntimeError):
     """Another run of the same run date holds that date's lock."""
 
     stage = "lock"
+
+
+class OutputFolderError(IsbenchError, OSError):
+    """An output folder (``output_root``: run folders, staging, locks; the model registry)
+    cannot be written: it is read-only, not this user's, not a folder, or its disk is full.
+
+    An environment problem, not bad input: the command line exits 3 for it, and it is never
+    retried (an ``OSError`` that is an :class:`IsbenchError`). ``details`` holds the folder
+    (``path``) and the ``errno`` of the ``OSError`` it replaces
+    (:func:`is_core.data.atomic.output_folder_errors`).
+    """
+
+    stage = "output"
+    exit_code = 3

@@ -142,8 +142,10 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
                           ("unweighted", BASELINE_FILE, None)):
         started = time.perf_counter()
+        booster = (clone(template) if w is None
+                   else weighted_template(template, w, train.weighted_min_child_weight))
         with config_keys(TRAIN_KEYS):
-            fitted[name] = clone(template).fit(X, y, sample_weight=w)
+            fitted[name] = booster.fit(X, y, sample_weight=w)
         trained[name] = _saved(fitted[name], out_dir / file, time.perf_counter() - started,
                                {"weighting": "importance" if w is not None else "none",
                                 **common})
@@ -157,6 +159,25 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
             time.perf_counter() - started, {"weighting": "recalibration",
                                             "calibration": calibrator.to_dict(), **common})
     return cast(TrainedModels, trained)
+
+
+def weighted_template(template: WeightedCTRModel, w: np.ndarray, policy: str
+                      ) -> WeightedCTRModel:
+    r"""The weighted booster's (unfitted) model: ``template`` with, for ``policy="ess"``,
+    ``min_child_weight`` divided by the weights' Kish ESS/n.
+
+    With final weights of mean 1 a leaf's hessian sum has the same expectation as without them,
+    but it rests on fewer effective rows: about :math:`n_	ext{leaf} \cdot \mathrm{ESS}/n` when
+    the weights do not depend on the leaf. Dividing the minimum by ESS/n asks a weighted leaf for
+    as many effective rows as an unweighted one (issue 17: the weighted booster learns from the
+    effective sample, so it gets the regularization of that sample size).
+    """
+    model = clone(template)
+    if policy == "ess":
+        w = np.asarray(w, dtype=float)
+        ess_fraction = float(w.sum() ** 2 / (w.size * np.sum(w * w)))
+        model.set_params(min_child_weight=template.min_child_weight / ess_fraction)
+    return model
 
 
 def _saved(model: WeightedCTRModel, path: Path, seconds: float, metadata: dict[str, Any]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from is_core.errors import DataContractError
-
-PARTITION_PREFIX = "dt="
 
 
 @dataclass(frozen=True)
@@ -36,39 +35,37 @@ def day_window(run_date: dt.date, window_days: int) -> list[dt.date]:
 
 
 def resolve_input_files(
-    location: str | Path, days: Sequence[dt.date], role: str, file_format: str
+    location: str | Path, days: Sequence[dt.date], role: str, file_format: str,
+    partition_key: str = "dt",
 ) -> list[InputFile]:
     """List the files of ``role`` at ``location`` for ``days``.
 
-    ``location`` is either a folder of hive partitions ``dt=YYYY-MM-DD/`` (each day of the window
-    must be present and non-empty) or a single Parquet/CSV file (read whole).
+    ``location`` is either a folder of hive partitions ``<partition_key>=YYYY-MM-DD/``
+    (``data.partition_key``, ``dt`` by default; each day of the window must be present and
+    non-empty) or a single Parquet/CSV file (read whole).
 
     Raises
     ------
     DataContractError
-        naming the missing location, partition or empty folder, and what to do.
+        naming the missing location, partition or empty folder, and what to do; for a missing
+        partition, also the day folders of another key found instead (``date=YYYY-MM-DD``).
     """
     location = Path(location)
     ext = ".parquet" if file_format == "parquet" else ".csv"
     if not location.exists():
         raise DataContractError(
             f"{role} data not found at {location}",
-            fix=f"create it (hive partitions dt=YYYY-MM-DD/*{ext} or one {ext} file), or point "
-            f"`data.{role}` in the config at the right place",
+            fix=f"create it (hive partitions {partition_key}=YYYY-MM-DD/*{ext} or one {ext} "
+            f"file), or point `data.{role}` in the config at the right place",
             details={"role": role, "path": str(location)},
         )
     if location.is_file():
         return [InputFile(location, None)]
     files: list[InputFile] = []
     for day in days:
-        part = location / f"{PARTITION_PREFIX}{day.isoformat()}"
+        part = location / f"{partition_key}={day.isoformat()}"
         if not part.is_dir():
-            raise DataContractError(
-                f"{role} partition {part.name} is missing under {location}",
-                fix="wait for the upstream export of that day, backfill it, or run a window "
-                "that excludes it (`data.window_days` / --date)",
-                details={"role": role, "partition": part.name, "path": str(location)},
-            )
+            raise _missing_partition(location, part.name, role, partition_key)
         found = sorted(p for p in part.iterdir() if p.suffix == ext and not p.name.startswith("."))
         if not found:
             raise DataContractError(
@@ -79,6 +76,37 @@ def resolve_input_files(
             )
         files.extend(InputFile(p, day) for p in found)
     return files
+
+
+_DAY_FOLDER = re.compile(r"(?P<key>[^=]+)=\d{4}-\d{2}-\d{2}")
+"""A hive day partition of any key: ``dt=2026-11-28``, ``date=2026-11-28``."""
+
+
+def _missing_partition(location: Path, name: str, role: str, partition_key: str
+                       ) -> DataContractError:
+    """The error for the missing partition ``name``: when ``location`` holds day folders of
+    another key (``date=YYYY-MM-DD`` while ``data.partition_key`` is ``dt``), it names them and
+    the setting; otherwise the day has not arrived."""
+    others: dict[str, list[str]] = {}
+    for path in sorted(location.iterdir()):
+        match = _DAY_FOLDER.fullmatch(path.name)
+        if match and match["key"] != partition_key and path.is_dir():
+            others.setdefault(match["key"], []).append(path.name)
+    details = {"role": role, "partition": name, "path": str(location),
+               "other_partition_keys": sorted(others)}
+    if not others:
+        return DataContractError(
+            f"{role} partition {name} is missing under {location}",
+            fix="wait for the upstream export of that day, backfill it, or run a window "
+            "that excludes it (`data.window_days` / --date)", details=details)
+    found = "; ".join(f"{len(names)} {key}=YYYY-MM-DD folder(s) ({names[0]} to {names[-1]})"
+                      for key, names in others.items())
+    key = max(others, key=lambda k: len(others[k]))
+    return DataContractError(
+        f"{role} partition {name} is missing under {location}; found there: {found}",
+        fix=f"the days are partitioned by {key}=, not {partition_key}= "
+        f"(`data.partition_key`): set `data.partition_key: {key}` in the config, or rename the "
+        f"folders to {partition_key}=YYYY-MM-DD", details=details)
 
 
 def read_columns_of(file: InputFile) -> list[str]:
@@ -153,7 +181,9 @@ def read_input_files(
 ) -> pd.DataFrame:
     """Read and concatenate ``files`` (in the given order), adding the ``dt`` partition column.
 
-    Only ``columns`` are read when given; a configured column missing from a file raises a
+    The column is named ``dt`` (the ISO day) whatever ``data.partition_key`` the folders use:
+    the later stages (per-day normalization, the run date's day, quarantine) find the day
+    there. Only ``columns`` are read when given; a configured column missing from a file raises a
     :class:`DataContractError` naming the file and the column.
     """
     frames = []

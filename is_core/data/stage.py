@@ -69,7 +69,8 @@ def locate_inputs(data: DataConfig, columns: ColumnsConfig, run_date: dt.date) -
     for role in ROLES:
         if role == "holdout" and data.holdout is None:
             continue
-        files = resolve_input_files(data.path_of(role), days, role, data.format)
+        files = resolve_input_files(data.path_of(role), days, role, data.format,
+                                    data.partition_key)
         required = role_columns(columns, role)
         for file in files:
             require_columns(file, required, role)

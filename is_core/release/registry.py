@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from is_core.ctr.model import metadata_path
-from is_core.data.atomic import write_json_atomic, write_text_atomic
+from is_core.data.atomic import output_folder_errors, write_json_atomic, write_text_atomic
 from is_core.errors import RegistryError
 
 CHAMPION = "champion"
@@ -137,9 +137,12 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the registry's advisory lock (serializes writers of this registry)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as fh:
+        """Hold the registry's advisory lock (serializes writers of this registry); a registry
+        folder that cannot be written raises :class:`~is_core.errors.OutputFolderError`."""
+        with output_folder_errors(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock_file = open(self.root / ".lock", "a+")  # noqa: SIM115 - closed by the with below
+        with lock_file as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
-from is_core.data.atomic import publish_directory, write_json_atomic
+from is_core.data.atomic import output_folder_errors, publish_directory, write_json_atomic
 from is_core.errors import ConcurrentRunError, ConfigError, IsbenchError
 
 LOCK_DIR = ".locks"
@@ -149,18 +149,20 @@ class RunFolders:
         """Lock ``run_date``, remove staging folders of crashed runs of it, make a fresh one.
 
         Raises :class:`ConcurrentRunError` when another run of the date holds the lock for longer
-        than ``lock_wait_seconds``.
+        than ``lock_wait_seconds``, and :class:`~is_core.errors.OutputFolderError` when
+        ``output_root`` cannot be written (read-only, not a folder, full), before anything ran.
         """
         root = Path(output_root)
-        lock = RunDateLock(root, run_date).acquire(lock_wait_seconds)
-        try:
-            for stale in (root / STAGING_DIR).glob(f"{run_date.isoformat()}-*"):
-                shutil.rmtree(stale, ignore_errors=True)  # we hold the lock: its run is dead
-            staging = root / STAGING_DIR / f"{run_date.isoformat()}-{uuid.uuid4().hex[:12]}"
-            staging.mkdir(parents=True, exist_ok=False)
-        except BaseException:
-            lock.release()
-            raise
+        with output_folder_errors(root):
+            lock = RunDateLock(root, run_date).acquire(lock_wait_seconds)
+            try:
+                for stale in (root / STAGING_DIR).glob(f"{run_date.isoformat()}-*"):
+                    shutil.rmtree(stale, ignore_errors=True)  # we hold the lock: its run is dead
+                staging = root / STAGING_DIR / f"{run_date.isoformat()}-{uuid.uuid4().hex[:12]}"
+                staging.mkdir(parents=True, exist_ok=False)
+            except BaseException:
+                lock.release()
+                raise
         return cls(run_date, root / run_date.isoformat(), staging, lock)
 
     @property

@@ -328,7 +328,8 @@ def _normalization_partition(weights: WeightsConfig, source: pd.DataFrame) -> np
     if weights.normalize_per != "day":
         return None
     if "dt" not in source.columns:
-        raise ConfigError("weights.normalize_per='day' needs day partitions (dt=YYYY-MM-DD)",
+        raise ConfigError("weights.normalize_per='day' needs day partitions "
+                          "(<data.partition_key>=YYYY-MM-DD folders, dt=YYYY-MM-DD by default)",
                           fix="use hive-partitioned inputs or normalize_per='window'")
     return source["dt"].to_numpy()
 

@@ -33,12 +33,18 @@ from is_core.data.atomic import write_json_atomic, write_parquet_atomic
 from is_core.data.contract import (
     categorical_type_records,
     day_profile,
+    day_row_count_records,
     drift_bounds,
+    event_day_records,
+    id_overlap_records,
     local_naive_timestamps,
     quarantine_rows,
+    reference_range_records,
     row_problems,
+    sanity_bound_records,
     schema_checks,
     unseen_category_records,
+    window_day_stats,
 )
 from is_core.data.io import InputFile, fingerprint_files, read_input_files, read_schema_of
 from is_core.data.stage import Inputs, Role, RoleInputs, input_files
@@ -84,6 +90,8 @@ def validate_window(config: IsbenchConfig, inputs: Inputs, out_dir: Path) -> dic
         frames, quarantine, clean = _quarantine_window(config, inputs, frames, out_dir,
                                                        run_date)
     records += _unseen_categories(config, frames)
+    records += id_overlap_records(frames, config)
+    records += _magnitudes(config, frames, ref_roles, run_date)
     gx_import.join()
     bounds, suite_records = _run_suites(config, frames, ref_roles, run_date, vdir)
     records += suite_records
@@ -127,15 +135,16 @@ def _reference_roles(config: IsbenchConfig, run_date: dt.date) -> dict[str, Any]
 def _read_window(config: IsbenchConfig, inputs: Inputs, ref_roles: dict[str, Any]
                  ) -> tuple[Frames, dict[str, FileSchemas], list[Record]]:
     """Each role's frame (timestamps as local naive times), its files' schemas and the records
-    of the schema checks (against the reference day's schema when there is one) and of the
-    categoricals' types."""
+    of the schema checks (against the reference day's schema when there is one), of the
+    categoricals' types and of each day on its own (:func:`_window_days`)."""
     cols = config.columns
     records: list[Record] = []
     frames: Frames = {}
     schemas: dict[str, FileSchemas] = {}
     for role in inputs["roles"]:
         files = input_files(inputs, cast(Role, role))
-        schemas[role] = [(_label(f), read_schema_of(f)) for f in files]
+        schemas[role] = [(_label(f, config.data.partition_key), read_schema_of(f))
+                         for f in files]
         ref_schema = ref_roles.get(role, {}).get("schema")
         records += schema_checks(schemas[role], config, role, ref_schema)
         columns = list(inputs["roles"][role]["columns"])
@@ -145,13 +154,15 @@ def _read_window(config: IsbenchConfig, inputs: Inputs, ref_roles: dict[str, Any
         if cols.timestamp in frame:
             frame[cols.timestamp] = local_naive_timestamps(frame[cols.timestamp], config.timezone)
         records += categorical_type_records(frame, config, role)
+        records += _window_days(config, frame, files, role)
         frames[role] = frame
     return frames, schemas, records
 
 
-def _label(file: InputFile) -> str:
-    """How records name ``file``: its partition (``dt=YYYY-MM-DD``) or its file name."""
-    return f"dt={file.day.isoformat()}" if file.day else file.path.name
+def _label(file: InputFile, partition_key: str = "dt") -> str:
+    """How records name ``file``: its partition (``<data.partition_key>=YYYY-MM-DD``) or its
+    file name."""
+    return f"{partition_key}={file.day.isoformat()}" if file.day else file.path.name
 
 
 def _run_date_day(frame: pd.DataFrame, run_date: dt.date) -> pd.DataFrame:
@@ -223,12 +234,43 @@ def _write_quarantine(frame: pd.DataFrame, config: IsbenchConfig, role: str, vdi
 
 
 # ---------------------------------------------------------------------------- checks
+def _window_days(config: IsbenchConfig, frame: pd.DataFrame, files: list[InputFile],
+                 role: str) -> list[Record]:
+    """Records of each day of ``role``'s window on its own (on the rows as read, before any
+    quarantine): its row count against the window's median day and its events within its
+    partition's day (:func:`is_core.data.contract.window_day_stats`)."""
+    days = sorted({f.day.isoformat() for f in files if f.day is not None})
+    if not days:  # one unpartitioned file: no days to compare
+        return []
+    timestamp = config.columns.timestamp
+    stats = window_day_stats(frame, days, timestamp)
+    key = config.data.partition_key
+    records = day_row_count_records(stats, config.validation, role, key)
+    if timestamp and timestamp in frame:
+        records += event_day_records(stats, config.validation, role, timestamp, key,
+                                     config.timezone)
+    return records
+
+
 def _unseen_categories(config: IsbenchConfig, frames: Frames) -> list[Record]:
     """Records of the target's and holdout's categories that the source never shows."""
     if "source" not in frames:
         return []
     return [record for role in ("target", "holdout") if role in frames
             for record in unseen_category_records(frames["source"], frames[role], config, role)]
+
+
+def _magnitudes(config: IsbenchConfig, frames: Frames, ref_roles: dict[str, Any],
+                run_date: dt.date) -> list[Record]:
+    """Records of the numeric features' magnitudes: the sanity bound on every row of the window
+    and, given a reference day, the run date's day within the reference ranges."""
+    records: list[Record] = []
+    for role, frame in frames.items():
+        records += sanity_bound_records(frame, config, role)
+        if role in ref_roles:
+            records += reference_range_records(_run_date_day(frame, run_date), config, role,
+                                               ref_roles[role])
+    return records
 
 
 def _run_suites(config: IsbenchConfig, frames: Frames,

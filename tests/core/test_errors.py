@@ -16,6 +16,7 @@ from is_core.errors import (
     ConfigError,
     DataValidationError,
     IsbenchError,
+    OutputFolderError,
     ParameterError,
     ProposalFitError,
     ProposalParameterError,
@@ -71,14 +72,22 @@ class TestHierarchy:
         assert {cls.__name__ for cls in FAMILY} >= {
             "ConfigError", "ParameterError", "ProposalParameterError", "DataContractError",
             "DataValidationError", "ProposalFitError", "InvalidWeightsError",
-            "WeightDiagnosticsError", "TrainingError", "RegistryError", "ConcurrentRunError"}
+            "WeightDiagnosticsError", "TrainingError", "RegistryError", "ConcurrentRunError",
+            "OutputFolderError"}
 
     @pytest.mark.parametrize("cls", FAMILY, ids=lambda c: c.__name__)
     def test_each_error_is_also_a_builtin_exception(self, cls: type[IsbenchError]):
         builtins = [b for b in cls.__mro__ if b.__module__ == "builtins"
                     and b not in (Exception, BaseException, object)]
         assert builtins, f"{cls.__name__} is not also a ValueError, LookupError, ..."
-        assert not issubclass(cls, OSError), "an OSError would be retried as transient"
+        # the one OSError of the family, never retried: tasks.stages.is_transient excludes every
+        # IsbenchError (tests/flows/test_inputs_magnitudes_and_env.py)
+        assert not issubclass(cls, OSError) or cls is OutputFolderError, (
+            "an OSError is retried as transient unless it is an IsbenchError: make it one")
+
+    def test_exit_codes(self):
+        assert {cls.__name__: cls.exit_code for cls in FAMILY if cls.exit_code != 2} == {
+            "OutputFolderError": 3}
 
     def test_proposal_parameter_error_is_both(self):
         error = _sample(ProposalParameterError)

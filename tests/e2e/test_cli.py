@@ -202,3 +202,59 @@ class TestValidationFailureIsPrintedOnce:
         record = json.loads(next((tmp_path / "runs" / RUN_DATE.isoformat() / "failures")
                                  .glob("*.json")).read_text())
         assert detail in record["what"]
+
+
+# ---------------------------------------------------------------------------- environment errors
+class TestUnwritableOutputFolderExits3:
+    """Issue 20, item 4d: a read-only or full output folder ended in a raw ``[Errno 30]`` and
+    exit 1; it exits 3 (an environment problem, beside 2 for bad input) naming the folder and
+    the fix."""
+
+    @staticmethod
+    def _run(small_data_root: Path, tmp_path: Path, output_root: Path) -> int:
+        config = small_config(small_data_root, output_root)
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+        return main(["run", "--date", RUN_DATE.isoformat(), "--config", str(config_file)])
+
+    def test_output_root_below_a_file(self, small_data_root, tmp_path, capsys):
+        (tmp_path / "a_file").write_text("")  # no one, root included, makes a folder in a file
+        root = tmp_path / "a_file" / "runs"
+        assert self._run(small_data_root, tmp_path, root) == 3
+        err = capsys.readouterr().err
+        assert err.startswith(f"isbench: cannot write the output folder {root}: Not a directory")
+        assert f"Fix: make {root} writable for this user, or point `output_root`" in err
+
+    def test_read_only_file_system(self, small_data_root, tmp_path, capsys, monkeypatch):
+        import errno
+        import os
+
+        root = tmp_path / "runs"
+        real_mkdir = Path.mkdir
+
+        def read_only(self: Path, *args, **kwargs):  # the output root's mount is read-only
+            if self.is_relative_to(root):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", read_only)
+        assert self._run(small_data_root, tmp_path, root) == 3
+        err = capsys.readouterr().err
+        assert err.startswith(f"isbench: cannot write the output folder {root}: Read-only file "
+                              "system ([Errno 30] on ")
+        assert "then re-run the date" in err
+
+    def test_read_only_folder(self, small_data_root, tmp_path, capsys):
+        import os
+
+        if os.geteuid() == 0:
+            pytest.skip("chmod does not restrict root: the two tests above cover it")
+        root = tmp_path / "runs"
+        root.mkdir()
+        root.chmod(0o555)
+        try:
+            assert self._run(small_data_root, tmp_path, root) == 3
+        finally:
+            root.chmod(0o755)
+        assert f"cannot write the output folder {root}: Permission denied" in (
+            capsys.readouterr().err)

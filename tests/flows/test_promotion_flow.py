@@ -79,11 +79,12 @@ class TestFirstRun:
 
 @pytest.fixture(scope="module")
 def lost_run(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Tolerance 0 and no recalibrated candidate: the weighting must be shown better, which
-    this small sample cannot show."""
+    """Tolerance 0, no recalibrated candidate and the weighted booster's unscaled
+    min_child_weight: the weighting must be shown better, which this small sample does not
+    show (the test asserts that precondition)."""
     out = tmp_path_factory.mktemp("lost-runs")
     config = small_config(small_data_root, out, promotion={"tolerance": 0.0},
-                          train={"recalibrate": False})
+                          train={"recalibrate": False, "weighted_min_child_weight": "same"})
     daily_retrain(config=config, run_date=RUN_DATE)
     return out / RUN_DATE.isoformat(), ModelRegistry(out / "registry")
 

@@ -172,11 +172,11 @@ class TestSchemaChecks:
         assert schema_checks(schemas, ignored, "source") == []
 
     def test_type_change_between_days_and_since_the_reference_day(self):
-        changed = {**self.SCHEMA, "user_f0": "float"}
+        changed = {**self.SCHEMA, "user_f0": "string"}  # float32 would be no change (issue 20)
         schemas = [("dt=2026-11-27", self.SCHEMA), ("dt=2026-11-28", changed)]
         (record,) = schema_checks(schemas, CONFIG, "source")
         assert record["rule"] == "expect_schema_unchanged_across_days"
-        assert record["observed"] == "float in dt=2026-11-28"
+        assert record["observed"] == "text (string) in dt=2026-11-28"
         records = schema_checks([("dt=2026-11-28", changed)], CONFIG, "source",
                                 reference_schema=self.SCHEMA)
         assert [r["rule"] for r in records] == ["expect_schema_unchanged_since_reference_day"]
