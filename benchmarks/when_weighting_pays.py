@@ -94,10 +94,11 @@ from is_core.benchmark.scenarios import (  # noqa: E402
 )
 from is_core.config import ColumnsConfig, PromotionConfig, TrainConfig  # noqa: E402
 from is_core.ctr.metrics import bootstrap_metrics  # noqa: E402
-from is_core.ctr.model import WeightedCTRModel, out_of_fold_predictions  # noqa: E402
+from is_core.ctr.model import WeightedCTRModel  # noqa: E402
 from is_core.ctr.recalibration import WeightedCalibrator  # noqa: E402
 from is_core.ctr.stage import (  # noqa: E402  (the train stage's own constructors)
     _ctr_model,
+    fit_candidates,
     weighted_template,
 )
 from is_core.release.promotion import choose_challenger  # noqa: E402
@@ -176,17 +177,15 @@ def final_weights(log_w: np.ndarray, clip: ClipMethod, y: np.ndarray) -> np.ndar
 def train_candidates(train: TrainConfig, template: WeightedCTRModel, frame: pd.DataFrame,
                      y: np.ndarray, w: np.ndarray, seed: int
                      ) -> tuple[dict[str, WeightedCTRModel], WeightedCalibrator]:
-    """The three candidates of :func:`is_core.ctr.stage.train_models`, and the calibrator."""
-    unweighted = clone(template).fit(frame, y)
-    weighted = weighted_template(template, w, train.weighted_min_child_weight).fit(
+    """The candidates of :func:`is_core.ctr.stage.train_models` (its own
+    :func:`~is_core.ctr.stage.fit_candidates`), the weighted booster with the unscaled
+    min_child_weight of before issue 17, to measure, and the calibrator."""
+    models, _, calibrator = fit_candidates(train.model_copy(update={"recalibrate": True}),
+                                           template, frame, y, w, seed)
+    assert calibrator is not None  # recalibrate is on
+    models["weighted_same_mcw"] = weighted_template(template, w, "same").fit(
         frame, y, sample_weight=w)
-    # the weighted booster as it was before issue 17 (min_child_weight not scaled), to measure
-    weighted_same = weighted_template(template, w, "same").fit(frame, y, sample_weight=w)
-    oof = out_of_fold_predictions(template, frame, y, train.recalibration_folds, seed)
-    calibrator = WeightedCalibrator(train.recalibration, random_state=seed).fit(oof, y, w)
-    return ({"unweighted": unweighted, "weighted": weighted,
-             "recalibrated": unweighted.with_calibrator(calibrator),
-             "weighted_same_mcw": weighted_same}, calibrator)
+    return models, calibrator
 
 
 def gate_choices(differences: dict[str, dict[str, Any]], tolerances: tuple[float, ...]

@@ -34,6 +34,7 @@ from is_core.data.features import FeatureSpec
 from is_core.data.io import release_memory
 from is_core.data.stage import Inputs, has_role, read_role
 from is_core.errors import DataContractError
+from is_core.weights.diagnostics import effective_sample_size
 from is_core.weights.stage import WeightsResult
 
 MODEL_FILE = "model.ubj"
@@ -136,29 +137,47 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     common = {**metadata, "input_fingerprints": {r: v["fingerprint"]
                                                  for r, v in inputs["roles"].items()},
               "run_date": inputs["run_date"], "exposure_features": list(columns.exposure)}
-    template = _ctr_model(train, columns, random_state)
+    models, seconds, calibrator = fit_candidates(
+        train, _ctr_model(train, columns, random_state), X, y, final[train_rows], random_state)
+    files = {"weighted": MODEL_FILE, "unweighted": BASELINE_FILE,
+             "recalibrated": RECALIBRATED_FILE}
+    weighting = {"weighted": "importance", "unweighted": "none",
+                 "recalibrated": "recalibration"}
     trained: dict[str, TrainedModel | None] = {"recalibrated": None}
-    fitted: dict[str, WeightedCTRModel] = {}
-    for name, file, w in (("weighted", MODEL_FILE, final[train_rows]),
-                          ("unweighted", BASELINE_FILE, None)):
+    for name, model in models.items():
+        meta = {"weighting": weighting[name], **common}
+        if calibrator is not None and name == "recalibrated":
+            meta["calibration"] = calibrator.to_dict()
+        trained[name] = _saved(model, out_dir / files[name], seconds[name], meta)
+    return cast(TrainedModels, trained)
+
+
+def fit_candidates(train: TrainConfig, template: WeightedCTRModel, X: pd.DataFrame,
+                   y: np.ndarray, w: np.ndarray, random_state: int
+                   ) -> tuple[dict[str, WeightedCTRModel], dict[str, float],
+                              WeightedCalibrator | None]:
+    """Fit today's candidates on the encoded features ``X``: the weighted booster (final
+    weights ``w``, :func:`weighted_template`), the unweighted baseline and, with
+    ``train.recalibrate``, the baseline recalibrated on its out-of-fold scores with ``w``.
+    Returns the models, each one's seconds, and the calibrator (None without recalibration)."""
+    models: dict[str, WeightedCTRModel] = {}
+    seconds: dict[str, float] = {}
+    for name, weights in (("weighted", w), ("unweighted", None)):
         started = time.perf_counter()
-        booster = (clone(template) if w is None
-                   else weighted_template(template, w, train.weighted_min_child_weight))
+        booster = (clone(template) if weights is None
+                   else weighted_template(template, weights, train.weighted_min_child_weight))
         with config_keys(TRAIN_KEYS):
-            fitted[name] = booster.fit(X, y, sample_weight=w)
-        trained[name] = _saved(fitted[name], out_dir / file, time.perf_counter() - started,
-                               {"weighting": "importance" if w is not None else "none",
-                                **common})
+            models[name] = booster.fit(X, y, sample_weight=weights)
+        seconds[name] = time.perf_counter() - started
+    calibrator = None
     if train.recalibrate:
         started = time.perf_counter()
         oof = out_of_fold_predictions(template, X, y, train.recalibration_folds, random_state)
         calibrator = WeightedCalibrator(train.recalibration, random_state=random_state).fit(
-            oof, y, final[train_rows])
-        trained["recalibrated"] = _saved(
-            fitted["unweighted"].with_calibrator(calibrator), out_dir / RECALIBRATED_FILE,
-            time.perf_counter() - started, {"weighting": "recalibration",
-                                            "calibration": calibrator.to_dict(), **common})
-    return cast(TrainedModels, trained)
+            oof, y, w)
+        models["recalibrated"] = models["unweighted"].with_calibrator(calibrator)
+        seconds["recalibrated"] = time.perf_counter() - started
+    return models, seconds, calibrator
 
 
 def weighted_template(template: WeightedCTRModel, w: np.ndarray, policy: str
@@ -167,15 +186,14 @@ def weighted_template(template: WeightedCTRModel, w: np.ndarray, policy: str
     ``min_child_weight`` divided by the weights' Kish ESS/n.
 
     With final weights of mean 1 a leaf's hessian sum has the same expectation as without them,
-    but it rests on fewer effective rows: about :math:`n_	ext{leaf} \cdot \mathrm{ESS}/n` when
+    but it rests on fewer effective rows: about :math:`n_\text{leaf} \cdot \mathrm{ESS}/n` when
     the weights do not depend on the leaf. Dividing the minimum by ESS/n asks a weighted leaf for
     as many effective rows as an unweighted one (issue 17: the weighted booster learns from the
     effective sample, so it gets the regularization of that sample size).
     """
     model = clone(template)
     if policy == "ess":
-        w = np.asarray(w, dtype=float)
-        ess_fraction = float(w.sum() ** 2 / (w.size * np.sum(w * w)))
+        ess_fraction = effective_sample_size(w) / len(w)
         model.set_params(min_child_weight=template.min_child_weight / ess_fraction)
     return model
 

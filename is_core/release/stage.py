@@ -21,7 +21,6 @@ from is_core.ctr.stage import (
     PREDICTIONS_FILE,
     Evaluation,
     TrainedModels,
-    candidate_names,
     evaluation_rows,
 )
 from is_core.data.stage import Inputs
@@ -41,7 +40,7 @@ def _version_summary(version: ModelVersion, metrics: dict[str, Any]) -> dict[str
 
 
 def _evaluation_predictions(out_dir: Path, n_rows: int) -> pd.DataFrame | None:
-    """The evaluate stage's predictions of today's two models on the same evaluation rows
+    """The evaluate stage's predictions of today's candidates on the same evaluation rows
     (``evaluation_predictions.parquet``), or None when absent or not of ``n_rows`` rows."""
     path = Path(out_dir) / PREDICTIONS_FILE
     if not path.is_file():
@@ -64,15 +63,13 @@ def _compared_champion(registry: ModelRegistry, challenger: ModelVersion
     return registry.get(compared) if compared else None
 
 
-def _today_predictions(out_dir: Path, frame: pd.DataFrame, models: TrainedModels
-                       ) -> dict[str, np.ndarray]:
-    """Today's candidates' predictions: the evaluate stage's, or scored anew."""
-    names = candidate_names(models)
+def _today_prediction(out_dir: Path, frame: pd.DataFrame, models: TrainedModels, name: str
+                      ) -> np.ndarray:
+    """Today's candidate ``name``'s predictions: the evaluate stage's, or scored anew."""
     scored = _evaluation_predictions(out_dir, len(frame))
-    if scored is not None and set(names) <= set(scored.columns):
-        return {name: scored[name].to_numpy() for name in names}
-    return {name: WeightedCTRModel.load(_model_path(models, name)).predict_proba(frame)
-            for name in names}
+    if scored is not None and name in scored.columns:
+        return scored[name].to_numpy()
+    return WeightedCTRModel.load(_model_path(models, name)).predict_proba(frame)
 
 
 def _model_path(models: TrainedModels, name: str) -> str:
@@ -123,7 +120,7 @@ def evaluate_promotion(
     champion = _compared_champion(registry, challenger)
     frame, sample_weight, on = evaluation_rows(columns, inputs, weights, out_dir)
     y = frame[columns.label].to_numpy()
-    p_chal = _today_predictions(out_dir, frame, models)[model]
+    p_chal = _today_prediction(out_dir, frame, models, model)
     chal = {**_version_summary(challenger, ctr_metrics(y, p_chal, sample_weight)),
             "model": model}
     champ, difference = None, None

@@ -91,7 +91,13 @@ from scipy.special import expit
 
 from is_core._validation import check_length
 from is_core.errors import ParameterError
-from is_core.weights.estimators import Estimate, _normal_interval, is_binary, rate_interval
+from is_core.weights.estimators import (
+    Estimate,
+    _guarded,
+    _normal_interval,
+    is_binary,
+    rate_interval,
+)
 
 __all__ = ["proposal_aware_snis_estimate", "proposal_aware_snis_from_model",
            "proposal_aware_unsupported"]
@@ -266,8 +272,8 @@ def proposal_aware_unsupported(model: Any) -> str | None:
 
 def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.DataFrame,
                                    y: np.ndarray, w: np.ndarray | None = None,
-                                   clipped: np.ndarray | None = None, level: float = 0.95
-                                   ) -> Estimate:
+                                   clipped: np.ndarray | None = None, level: float = 0.95,
+                                   w_unclipped: np.ndarray | None = None) -> Estimate:
     r""":func:`proposal_aware_snis_estimate` with the arrays of a fitted logistic, uncalibrated
     :class:`~is_core.weights.domain.DomainClassifierRatio` (``source``/``target``: the frames it
     was fitted on).
@@ -276,7 +282,9 @@ def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.
     actually used when they are those times a factor that does not depend on the fit (clipping,
     with ``clipped`` flagging the capped rows; a global rescaling; exact logged propensities
     multiplied by a fitted context ratio), since :math:`\partial \log w / \partial\beta` is
-    then still the design row.
+    then still the design row. With ``w_unclipped`` (the weights before clipping) the interval
+    is bias-guarded as :func:`~is_core.weights.estimators.snis_estimate`'s: the hull with the
+    unclipped weights' proposal-aware interval (the design is built once for both).
     """
     reason = proposal_aware_unsupported(model)
     if reason is not None:
@@ -295,9 +303,14 @@ def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.
     n_s, n_t = model.n_source_, model.n_target_
     if w is None:
         w = np.exp(model.log_ratio_source_ - model.log_ratio_source_.max())
-    return proposal_aware_snis_estimate(
-        y, w, design, np.r_[np.zeros(n_s, dtype=int), np.ones(n_t, dtype=int)],
-        expit(logit), fold=_crossfit_folds(model), C=C, clipped=clipped, level=level)
+    domain = np.r_[np.zeros(n_s, dtype=int), np.ones(n_t, dtype=int)]
+    prob, fold = expit(logit), _crossfit_folds(model)
+    estimate = proposal_aware_snis_estimate(y, w, design, domain, prob, fold=fold, C=C,
+                                            clipped=clipped, level=level)
+    if w_unclipped is None:
+        return estimate
+    return _guarded(estimate, proposal_aware_snis_estimate(y, w_unclipped, design, domain, prob,
+                                                           fold=fold, C=C, level=level))
 
 
 def _crossfit_folds(model: Any) -> np.ndarray:

@@ -282,6 +282,8 @@ def _target_ctr(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inputs,
                                              random_state=random_state,
                                              w_unclipped=unclipped).to_dict(),
     }
+    if not (weights.doubly_robust or proposal.get("model_path")):
+        return estimates, "known weights: the weights are the exact logged propensities"
     source = read_role(inputs, "source", columns.features)
     target = read_role(inputs, "target", columns.features)
     aware, note = _proposal_aware(weights, proposal, source, target, y, log_w, clip)
@@ -311,15 +313,10 @@ def _proposal_aware(weights: WeightsConfig, proposal: ProposalResult, source: pd
                       "weights as exact")
     model = DomainClassifierRatio.from_linear_state(stored["linear_state"], source, target)
     capped = clip.log_w < log_w
-    aware = proposal_aware_snis_from_model(model, source, target, y,
-                                           np.exp(clip.log_w - clip.log_w.max()),
-                                           clipped=capped if capped.any() else None)
-    if weights.clip != "none":
-        whole = proposal_aware_snis_from_model(model, source, target, y,
-                                               np.exp(log_w - log_w.max()))
-        aware = Estimate(aware.estimator, aware.value, aware.std_error,
-                         min(aware.ci_low, whole.ci_low), max(aware.ci_high, whole.ci_high),
-                         aware.level)
+    aware = proposal_aware_snis_from_model(
+        model, source, target, y, np.exp(clip.log_w - clip.log_w.max()),
+        clipped=capped if capped.any() else None,
+        w_unclipped=None if weights.clip == "none" else np.exp(log_w - log_w.max()))
     return aware, "proposal-aware: includes the proposal model's fitting error"
 
 
