@@ -398,9 +398,36 @@ class ValidationConfig(_Strict):
         return self
 
 
+class TrackingConfig(_Strict):
+    """Where a run reports beyond its own folder: Prefect events and, optionally, MLflow.
+
+    Neither can fail a run: an event that cannot be sent or an MLflow store that cannot be
+    reached is one warning in the log and a line in the report, and the folder registry stays
+    the source of truth.
+    """
+
+    events: bool = Field(
+        True, description="Emit Prefect events (isbench.run.completed, isbench.gate.warned/"
+        "failed, isbench.champion.promoted/kept) for automations in the Prefect UI.")
+    history: bool = Field(
+        True, description="Rewrite <output_root>/index.html (every run date's figures) and the "
+        "isbench-history table artifact after each run.")
+    mlflow_uri: str | None = Field(
+        None, description="MLflow tracking URI (e.g. sqlite:///mlruns.db or a server's URL); "
+        "null: no MLflow. Needs `pip install isbench[mlflow]`.")
+    mlflow_experiment: str | None = Field(
+        None, description="MLflow experiment; null: the pipeline's name.")
+    mlflow_model_name: str | None = Field(
+        None, description="Registered model in MLflow's registry; null: '<name>-ctr'.")
+
+
 class IsbenchConfig(_Strict):
     """Everything a ``daily_retrain`` run needs besides its run date."""
 
+    name: str = Field(
+        "isbench", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="The pipeline's name: Prefect event resources are isbench.pipeline.<name>, "
+        "and the MLflow experiment and model are named after it.")
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
@@ -409,6 +436,7 @@ class IsbenchConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output_root: str = Field("runs", description="Run folders runs/<run_date>/ go here.")
     timezone: str = Field("UTC", description="Timezone in which a scheduled time becomes a date.")
     schedule_lag_days: int = Field(

@@ -65,7 +65,8 @@ def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: Inputs) -> str:
     """SHA-256 of everything a deterministic stage's output depends on."""
     payload = {
         "stage": stage,
-        "config": config.model_dump(mode="json"),
+        # where a run reports (events, MLflow) changes no stage's output
+        "config": config.model_dump(mode="json", exclude={"tracking"}),
         "run_date": inputs["run_date"],
         "days": inputs["days"],
         "inputs": {role: info["fingerprint"] for role, info in sorted(inputs["roles"].items())},
