@@ -11,6 +11,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
 # A new SQLite database is migrated on the ephemeral server's first start (slower than Prefect's
 # default 20 s startup timeout on 2 cores: the first `make demo` on a fresh machine timed out).
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180

@@ -12,6 +12,8 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# MLflow's client (tracking.mlflow_uri) sends usage telemetry unless this is "true"
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # The ephemeral API server migrates a new SQLite database on its first start, which on a 2-core
 # machine takes longer than Prefect's default 20 s: a first `make demo` on a fresh machine
 # failed with "Timed out while attempting to connect to ephemeral Prefect API server".
@@ -113,6 +115,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(path.resolve())
     if failures:
         print(f"({len(failures)} earlier failed run(s) of this date: {failures[-1].resolve()})")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from is_core.report.history import read_history, render_history_text
+
+    config = _config(args.config)
+    rows = read_history(config.output_root, last=args.last)
+    if args.format == "json":
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
+    elif rows:
+        print(render_history_text(rows))
+    else:
+        print(f"no run dates under {Path(config.output_root).resolve()} yet")
     return 0
 
 
@@ -221,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("date", help="run date, YYYY-MM-DD")
     report.add_argument("--config", help="YAML/TOML config (for output_root)")
     report.set_defaults(func=cmd_report)
+
+    history = sub.add_parser("history", help="every run date's key figures, one line per "
+                             "date (the plots: <output_root>/index.html)")
+    history.add_argument("--config", help="YAML/TOML config (for output_root)")
+    history.add_argument("--last", type=int, help="only the newest N run dates")
+    history.add_argument("--format", choices=["table", "json"], default="table")
+    history.set_defaults(func=cmd_history)
 
     registry = sub.add_parser("registry", help="list model versions and the champion")
     registry.add_argument("--config", help="YAML/TOML config (for the registry folder)")

@@ -15,6 +15,7 @@ if "PREFECT_HOME" not in os.environ or not os.environ["PREFECT_HOME"].startswith
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 import pytest  # noqa: E402
 

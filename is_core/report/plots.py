@@ -5,7 +5,8 @@ the page. Every text that reaches the SVG is HTML-escaped. The charts are delibe
 
 * :func:`histogram_svg` — counts over bins (the weight histogram, on a log10 weight axis);
 * :func:`line_chart_svg` — one or more series of points, optional error bars, optional diagonal
-  (reliability curves; ESS and k̂ against the clip level);
+  (reliability curves; ESS and k̂ against the clip level), optional vertical event markers and
+  named x positions (the history page's run dates);
 * :func:`interval_chart_svg` — a "forest plot" of estimates with intervals (leaderboards).
 """
 
@@ -32,6 +33,25 @@ class Series:
     high: Sequence[float] | None = None
     dashed: bool = False
     markers: bool = True
+    color: str | None = None
+    """The line's colour; None: the palette's colour of the series' position."""
+    labels: Sequence[str] | None = None
+    """A tooltip (``<title>``) per point, shown on hover."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A vertical marker at ``x`` (an event: a promotion, a missing run) with a short label
+    above the plot and a longer ``title`` shown as its tooltip."""
+
+    x: float
+    label: str
+    title: str = ""
+    kind: str = "event"
+    """Its CSS class, and its colour by :data:`MARKER_COLORS`."""
+
+
+MARKER_COLORS = {"promotion": "#2ca02c", "gap": "#888888"}
 
 
 @dataclass
@@ -99,7 +119,9 @@ def _fmt_tick(value: float, log10_axis: bool = False) -> str:
     return f"{value:.3g}"
 
 
-def _frame(axes: _Axes, title: str, x_label: str, y_label: str, log10_x: bool = False) -> None:
+def _frame(axes: _Axes, title: str, x_label: str, y_label: str, log10_x: bool = False,
+           x_ticks: Sequence[tuple[float, str]] | None = None) -> None:
+    """Grid, axes, ticks and labels; ``x_ticks`` (position, text) replaces the numeric ones."""
     e = axes.elements
     left, bottom = MARGIN["left"], HEIGHT - MARGIN["bottom"]
     right, top = WIDTH - MARGIN["right"], MARGIN["top"]
@@ -107,12 +129,14 @@ def _frame(axes: _Axes, title: str, x_label: str, y_label: str, log10_x: bool = 
         y = axes.py(t)
         e.append(f'<line x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         e.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt_tick(t)}</text>')
-    x_ticks = log10_ticks(*axes.x_range) if log10_x else nice_ticks(*axes.x_range, count=6)
-    for t in x_ticks:
+    if x_ticks is None:
+        x_ticks = [(t, _fmt_tick(t, log10_x)) for t in (
+            log10_ticks(*axes.x_range) if log10_x else nice_ticks(*axes.x_range, count=6))]
+    for t, text in x_ticks:
         x = axes.px(t)
         e.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 4}" class="axis"/>')
         e.append(f'<text x="{x:.1f}" y="{bottom + 17}" text-anchor="middle">'
-                 f'{escape(_fmt_tick(t, log10_x))}</text>')
+                 f'{escape(text)}</text>')
     e.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" class="axis"/>')
     e.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" class="axis"/>')
     e.append(f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" class="title">'
@@ -123,10 +147,10 @@ def _frame(axes: _Axes, title: str, x_label: str, y_label: str, log10_x: bool = 
              f'text-anchor="middle">{escape(y_label)}</text>')
 
 
-def _legend(axes: _Axes, names: list[str]) -> None:
+def _legend(axes: _Axes, names: list[str], colors: Sequence[str | None] = ()) -> None:
     for j, name in enumerate(names):
         x, y = MARGIN["left"] + 10, MARGIN["top"] + 8 + 16 * j
-        color = PALETTE[j % len(PALETTE)]
+        color = (colors[j] if j < len(colors) else None) or PALETTE[j % len(PALETTE)]
         axes.elements.append(f'<rect x="{x}" y="{y - 8}" width="10" height="10" '
                              f'fill="{color}"/><text x="{x + 15}" y="{y + 1}">'
                              f'{escape(name)}</text>')
@@ -170,9 +194,14 @@ def histogram_svg(
 
 def line_chart_svg(
     series: list[Series], *, title: str, x_label: str, y_label: str, diagonal: bool = False,
-    reference_y: float | None = None, log10_x: bool = False,
+    reference_y: float | None = None, log10_x: bool = False, markers: Sequence[Marker] = (),
+    x_labels: Sequence[str] | None = None,
 ) -> str:
-    """Lines with optional error bars; ``diagonal`` draws y = x, ``reference_y`` a level."""
+    """Lines with optional error bars; ``diagonal`` draws y = x, ``reference_y`` a level.
+
+    ``markers`` draws vertical event markers; ``x_labels`` names the x positions 0, 1, …
+    (ordinal categories such as run dates: the axis spans them, ticks carry the names).
+    """
     xs = [v for s in series for v in _finite(s.x)]
     ys = [v for s in series for v in _finite(s.y)]
     ys += [v for s in series for v in _finite(s.low or [])]
@@ -183,9 +212,12 @@ def line_chart_svg(
         xs_ys = xs + ys
         axes = _Axes(_range(xs_ys), _range(xs_ys))
     else:
-        axes = _Axes(_range(xs), _range(ys))
-    _frame(axes, title, x_label, y_label, log10_x)
+        named = None if x_labels is None else (-0.5, len(x_labels) - 0.5)
+        axes = _Axes(named or _range(xs), _range(ys))
+    _frame(axes, title, x_label, y_label, log10_x,
+           None if x_labels is None else _named_ticks(x_labels))
     e = axes.elements
+    _markers(axes, markers)
     if diagonal:
         lo, hi = axes.x_range
         e.append(f'<line x1="{axes.px(lo):.1f}" y1="{axes.py(lo):.1f}" x2="{axes.px(hi):.1f}" '
@@ -195,13 +227,13 @@ def line_chart_svg(
         e.append(f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{y:.1f}" '
                  f'y2="{y:.1f}" stroke="#999" stroke-dasharray="4 3"/>')
     for j, s in enumerate(series):
-        color = PALETTE[j % len(PALETTE)]
-        pts = [(float(a), float(b)) for a, b in zip(s.x, s.y, strict=True)
+        color = s.color or PALETTE[j % len(PALETTE)]
+        pts = [(float(a), float(b), k) for k, (a, b) in enumerate(zip(s.x, s.y, strict=True))
                if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
         if not pts:
             continue
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        path = " ".join(f"{axes.px(a):.1f},{axes.py(b):.1f}" for a, b in pts)
+        path = " ".join(f"{axes.px(a):.1f},{axes.py(b):.1f}" for a, b, _ in pts)
         e.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"'
                  f'{dash} class="series"/>')
         if s.low is not None and s.high is not None:
@@ -211,11 +243,31 @@ def line_chart_svg(
                              f'y1="{axes.py(lo):.1f}" y2="{axes.py(hi):.1f}" stroke="{color}" '
                              f'stroke-width="1"/>')
         if s.markers:
-            for a, b in pts:
+            for a, b, k in pts:
+                end = f"><title>{escape(s.labels[k])}</title></circle>" if s.labels else "/>"
                 e.append(f'<circle cx="{axes.px(a):.1f}" cy="{axes.py(b):.1f}" r="3" '
-                         f'fill="{color}"/>')
-    _legend(axes, [s.name for s in series])
+                         f'fill="{color}"{end}')
+    _legend(axes, [s.name for s in series], [s.color for s in series])
     return _svg(axes, title)
+
+
+def _named_ticks(labels: Sequence[str], most: int = 8) -> list[tuple[float, str]]:
+    """Ticks at 0, 1, … named by ``labels``; at most ``most`` of them, the last one always."""
+    step = max(1, math.ceil(len(labels) / most))
+    return [(float(k), labels[k]) for k in range(len(labels) - 1, -1, -step)][::-1]
+
+
+def _markers(axes: _Axes, markers: Sequence[Marker]) -> None:
+    """Vertical dotted lines across the plot, their labels above it, their titles as tooltips."""
+    top, bottom = MARGIN["top"], HEIGHT - MARGIN["bottom"]
+    for m in markers:
+        x, color = axes.px(m.x), MARKER_COLORS.get(m.kind, "#666666")
+        axes.elements.append(
+            f'<g class="marker {escape(m.kind)}"><title>{escape(m.title or m.label)}</title>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" stroke="{color}" '
+            f'stroke-width="1.5" stroke-dasharray="2 3"/><text x="{x:.1f}" y="{top - 3}" '
+            f'text-anchor="middle" fill="{color}" style="font-size:9px">{escape(m.label)}'
+            "</text></g>")
 
 
 def interval_chart_svg(

@@ -117,7 +117,7 @@ class TestReport:
 CONFIG_COMMANDS = {
     "run": ["--date", DATES[-1]], "demo": [], "backfill": ["--start", DATES[-1], "--end",
                                                           DATES[-1]],
-    "report": [DATES[-1]], "registry": [], "suites": [], "serve": [],
+    "report": [DATES[-1]], "registry": [], "suites": [], "serve": [], "history": [],
 }
 
 

@@ -7,8 +7,11 @@ deployment has its cron schedule, the run completed with its keyed artifacts, an
 date without data failed with a state message naming the stage. Then headless Chromium (Debian's
 ``chromium`` driven by Playwright, no browser download) opens the flow run's page, clicks its
 Artifacts tab and takes a screenshot. Last, ``prefect deploy`` registers prefect.yaml's backfill
-deployment on a process work pool and a ``prefect worker`` runs it. Every process it started
-is stopped by PID.
+deployment on a process work pool and a ``prefect worker`` runs it. Then ``TestEvents``
+creates the automation of deployments/automations/gate-warned.yaml with ``prefect automation
+create``, runs a date whose ESS gate warns, reads its ``isbench.*`` events back through the
+events API and sees the automation pause the deployment. Every process it started is stopped
+by PID.
 
 Without a browser (no root to install one) the test skips with the reason; with ``CI=true`` it
 fails instead, because CI installs chromium (``make test`` does, as root).
@@ -307,3 +310,90 @@ class TestWorkPool:
         assert run["state"]["type"] == "COMPLETED", (run["state"], log.read_text()[-3000:])
         assert run["name"] == f"backfill-{date}-to-{date}"
         assert (Path(config.output_root) / date / "report.json").is_file()
+
+
+AUTOMATION_FILE = REPO / "deployments" / "automations" / "gate-warned.yaml"
+EVENTS_PIPELINE = "events-e2e"
+
+
+@pytest.fixture(scope="module")
+def events_run(served) -> dict:
+    """The gate-warned automation, created with ``prefect automation create`` from its file;
+    then one run of the served deployment, as the pipeline ``events-e2e``, whose ESS gate warns
+    (warn threshold 0.999) and which promotes (its registry is empty)."""
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run([str(bin_dir / "prefect"), "automation", "create", "--from-file",
+                           str(AUTOMATION_FILE)], env=served["env"], cwd=served["tmp"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    config = small_config(  # one day and light learners: the events are the point here
+        Path(served["config"].data.root), served["tmp"] / "runs-events", name=EVENTS_PIPELINE,
+        data={"window_days": 1}, validation={"data_docs": False}, train={"n_estimators": 20},
+        proposal={"learner": "logistic", "numeric_basis": "linear", "n_folds": 2},
+        weights={"gates": {"min_ess_fraction_warn": 0.999}})
+    run = _run_and_wait(served, RUN_DATE.isoformat(), parameters={
+        "run_date": RUN_DATE.isoformat(), "config": config.model_dump(mode="json")})
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    return {"run": run, "config": config}
+
+
+def _events_of(served: dict, pipeline: str, expected: set[str]) -> list[dict]:
+    """The events of ``isbench.pipeline.<pipeline>`` read back through the events API, once
+    every name in ``expected`` is there (the server persists events in batches)."""
+    def read() -> list[dict] | None:
+        r = served["client"].post("/events/filter", json={"limit": 50, "filter": {
+            "resource": {"id": [f"isbench.pipeline.{pipeline}"]}}})
+        assert r.status_code == 200, r.text
+        found = r.json()["events"]
+        return found if expected <= {e["event"] for e in found} else None
+
+    return _wait_for(read, 60, f"events {sorted(expected)}", logs=served["logs"])
+
+
+class TestEvents:
+    """tasks/events.py against the real server: what a warning, promoting run sends, and the
+    automation of deployments/automations/gate-warned.yaml acting on it."""
+
+    def test_a_warning_promoting_run_sends_its_events(self, served, events_run):
+        run_id = events_run["run"]["id"]
+        found = _events_of(served, EVENTS_PIPELINE, {
+            "isbench.gate.warned", "isbench.run.completed", "isbench.champion.promoted"})
+        names = [e["event"] for e in found]
+        assert "isbench.gate.failed" not in names and "isbench.champion.kept" not in names
+        assert names.count("isbench.run.completed") == 1
+        for event in found:  # every one names its flow run, the way Prefect relates resources
+            assert {"prefect.resource.id": f"prefect.flow-run.{run_id}",
+                    "prefect.resource.role": "flow-run",
+                    "prefect.resource.name": events_run["run"]["name"]} in event["related"]
+        warned = next(e for e in found if e["event"] == "isbench.gate.warned"
+                      and e["payload"]["gate"] == "ess_fraction")
+        assert warned["payload"]["warn_threshold"] == 0.999
+        # the ESS fail threshold is weights.min_ess_fraction
+        assert warned["payload"]["fail_threshold"] == events_run["config"].weights.min_ess_fraction
+        assert 0.01 < warned["payload"]["value"] < 0.999
+        assert warned["resource"]["isbench.gate"] == "ess_fraction"
+        assert warned["resource"]["isbench.gate.warn_threshold"] == "0.999"
+        roles = {r["prefect.resource.role"] for r in warned["related"]}
+        assert {"flow-run", "task-run", "flow", "deployment"} <= roles  # Prefect adds the rest
+
+        completed = next(e for e in found if e["event"] == "isbench.run.completed")["payload"]
+        report = Path(completed["report"])
+        assert report.is_file() and report.parent.name == RUN_DATE.isoformat()
+        assert completed["ess_fraction"] == pytest.approx(warned["payload"]["value"])
+        assert completed["gates"]["ess_fraction"] == "warn" and completed["promote"] is True
+        assert completed["snis_ci_low"] <= completed["snis_target_ctr"] <= completed[
+            "snis_ci_high"]
+        assert set(completed["logloss"]) == {"weighted", "unweighted", "recalibrated"}
+        promoted = next(e for e in found if e["event"] == "isbench.champion.promoted")
+        model = f"isbench.model.{EVENTS_PIPELINE}.v{promoted['payload']['champion_version']}"
+        assert {(r["prefect.resource.id"], r["prefect.resource.role"])
+                for r in promoted["related"]} >= {(model, "model")}
+        assert completed["selected"] == promoted["payload"]["challenger"]["model"]
+
+    def test_the_gate_warned_automation_pauses_the_deployment(self, served, events_run):
+        client, dep = served["client"], served["deployment"]
+        automations = client.post("/automations/filter", json={}).json()
+        (automation,) = [a for a in automations if a["name"] == "isbench-gate-warned"]
+        assert automation["trigger"]["expect"] == ["isbench.gate.warned"]
+        _wait_for(lambda: client.get(f"/deployments/{dep['id']}").json()["paused"], 60,
+                  "the automation to pause the deployment", logs=served["logs"])
