@@ -1,0 +1,547 @@
+"""The validate stage on the Dask engine: the same checks, run partition by partition.
+
+Great Expectations 1.x has no Dask execution engine, so each partition (one input file) is
+validated on a worker with the role's pandas suite (:func:`tasks.gx.suites.build_suite`, and the
+drift suite on the run date's partitions), and the results are merged into one record per
+check, with the local engine's rules, texts and failure messages:
+
+* row rules (not null, in set, between, types): unexpected counts add up; ``mostly`` is judged
+  on the sums;
+* table rules are judged again on merged statistics: the row count (a sum), a column's mean (a
+  count-weighted mean), its distinct values (a union), its maximum, and the uniqueness of the
+  impression ids over the window (a ``dask.dataframe`` value count);
+* isbench's checks merge their numbers: the magnitudes' counts and ranges, each day's rows and
+  event times, the unseen categories (the source's levels, merged first), the ids shared
+  between roles (partition pairs);
+* the day profile (the next run's reference) from merged sums; its quantiles merged from
+  per-partition quantile summaries (1001 points each, exact when the day is one partition).
+
+Not on the Dask engine: quarantine mode (a :class:`ConfigError` says so) and Data Docs (the
+records, the report's validation table and ``results.json`` are the same; ``data_docs`` is
+None).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from is_core.config import IsbenchConfig
+from is_core.data.atomic import write_json_atomic
+from is_core.data.contract import (
+    categorical_type_records,
+    day_row_count_records,
+    drift_bounds,
+    event_day_records,
+    local_naive_timestamps,
+    outside_text,
+    reference_range,
+    reference_range_records,
+    sanity_bound_records,
+    schema_checks,
+    shared_ids,
+    unseen_category_records,
+    window_day_stats,
+)
+from is_core.data.features import category_levels
+from is_core.data.io import InputFile, read_input_files, read_schema_of
+from is_core.data.stage import Inputs, Role
+from is_core.errors import ConfigError
+from is_core.release.runs import PROFILE_FILE, VALIDATION_DIR
+from tasks.gx.window import (
+    _label,
+    _raise_on_failures,
+    _reference_roles,
+)
+
+Record = dict[str, Any]
+ROW_RULES = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
+             "expect_column_values_to_be_between", "expect_column_values_to_be_in_type_list",
+             "expect_column_values_to_be_of_type"}
+
+
+def _frame(file: InputFile, config: IsbenchConfig, columns: list[str]) -> pd.DataFrame:
+    """One partition as the local validation reads it (timestamps as local naive times)."""
+    frame = read_input_files([file], columns, role="validate")
+    ts = config.columns.timestamp
+    if ts and ts in frame:
+        frame[ts] = local_naive_timestamps(frame[ts], config.timezone)
+    return frame
+
+
+def _suite_results(frame: pd.DataFrame, config: IsbenchConfig, role: str, run_date: dt.date,
+                   bounds: dict[str, Any] | None) -> list[tuple[Record, dict[str, Any]]]:
+    """The role's window suite (and, given drift bounds, its drift suite) on one partition:
+    each expectation's record and its raw numbers."""
+    import great_expectations as gx
+
+    from tasks.gx.runner import _record, context_for
+    from tasks.gx.suites import build_drift_suite, build_suite
+
+    context = context_for()
+    suites = [("window", build_suite(config, role, run_date))]
+    if bounds is not None:
+        suites.append(("drift", build_drift_suite(config, role, bounds)))
+    out = []
+    for kind, suite in suites:
+        name = f"isbench_{role}_{kind}_{id(frame)}"
+        source = context.data_sources.add_pandas(name)
+        definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("p")
+        validation = gx.ValidationDefinition(name=name, data=definition,
+                                             suite=context.suites.add(suite))
+        result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        for r in result.results:
+            raw = dict(r.result or {})
+            cfg = r.expectation_config
+            raw["kind"], raw["kwargs"] = kind, dict(cfg.kwargs) if cfg is not None else {}
+            out.append((_record(r, role), raw))
+        context.suites.delete(suite.name)
+        context.data_sources.delete(name)
+    return out
+
+
+def _magnitudes(frame: pd.DataFrame, config: IsbenchConfig, role: str,
+                reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The magnitude records of one partition with the numbers their merge needs."""
+    out: dict[str, Any] = {"sanity": [], "reference": []}
+    bound = config.validation.max_abs_value
+    for record in sanity_bound_records(frame, config, role):
+        x = frame[record["column"]].to_numpy(dtype=float, na_value=np.nan)
+        out["sanity"].append((record, _outside(frame, x, np.isfinite(x) & (np.abs(x) > bound))))
+    if reference is not None:
+        k = config.validation.magnitude_widening
+        for record in reference_range_records(frame, config, role, reference):
+            lo, hi = cast(tuple[float, float],
+                          reference_range(reference["numeric"][record["column"]], k))
+            x = frame[record["column"]].to_numpy(dtype=float, na_value=np.nan)
+            out["reference"].append((record, _outside(frame, x, np.isfinite(x)
+                                                      & ((x < lo) | (x > hi)))))
+    return out
+
+
+def _outside(frame: pd.DataFrame, x: np.ndarray, outside: np.ndarray) -> dict[str, Any]:
+    finite = x[np.isfinite(x)]
+    return {"count": int(outside.sum()), "n": len(x),
+            "range": (float(finite.min()), float(finite.max())) if len(finite) else None,
+            "days": sorted({str(d) for d in frame.loc[outside, "dt"]})
+            if outside.any() and "dt" in frame else []}
+
+
+def _profile_part(frame: pd.DataFrame, config: IsbenchConfig) -> dict[str, Any]:
+    """One run-date partition's part of :func:`is_core.data.contract.day_profile`."""
+    cols = config.columns
+    out: dict[str, Any] = {"rows": len(frame), "label": None, "numeric": {}, "distinct": {},
+                           "nulls": {}}
+    if cols.label in frame:
+        y = pd.to_numeric(frame[cols.label], errors="coerce")
+        out["label"] = (float(y.sum()), int(y.notna().sum()))
+    for col in cols.numeric:
+        if col in frame and pd.api.types.is_numeric_dtype(frame[col]):
+            x = frame[col].to_numpy(dtype=float, na_value=np.nan)
+            x = x[np.isfinite(x)]
+            out["numeric"][col] = {"n": len(x), "sum": float(x.sum()), "sq": float(x @ x),
+                                   "q": np.quantile(x, np.linspace(0, 1, 1001)) if len(x)
+                                   else None,
+                                   "exact": np.quantile(x, [0.01, 0.5, 0.99]) if len(x)
+                                   else None}
+    for col in cols.categorical:
+        if col in frame:
+            out["distinct"][col] = set(frame[col].dropna().unique())
+    for col in cols.features:
+        if col in frame:
+            out["nulls"][col] = int(frame[col].isna().sum())
+    return out
+
+
+def check_partition(file: InputFile, index: int, first: int, n: int, config: IsbenchConfig,
+                    role: str, columns: list[str], days: list[str], run_date: dt.date,
+                    reference: dict[str, Any] | None) -> dict[str, Any]:
+    """Every check of one partition (on a worker): GX records with their numbers, isbench's
+    records and numbers, the statistics the window-level rules and the profile merge."""
+    frame = _frame(file, config, columns)
+    ts = config.columns.timestamp
+    today = file.day is None or file.day == run_date
+    bounds = drift_bounds(reference, config.validation) if reference and today else None
+    stats = window_day_stats(frame, days, ts if ts in frame else None)
+    return {
+        "rows": len(frame), "gx": _suite_results(frame, config, role, run_date, bounds),
+        "types": categorical_type_records(frame, config, role),
+        "days": stats,
+        "magnitudes": _magnitudes(frame, config, role, reference if today else None),
+        "sums": {c: (float(pd.to_numeric(frame[c], errors="coerce").sum()),
+                     int(frame[c].notna().sum())) for c in columns
+                 if c in frame and pd.api.types.is_numeric_dtype(frame[c])},
+        "distinct": {c: set(frame[c].dropna().unique()) for c in config.columns.categorical
+                     if c in frame},
+        "levels": {c: set(category_levels(frame[c])) for c in config.columns.categorical
+                   if c in frame},
+        "max": {c: frame[c].max() for c in ([ts] if ts and ts in frame else [])},
+        "profile": _profile_part(frame, config) if today else None,
+    }
+
+
+def _between(value: Any, kwargs: dict[str, Any]) -> bool:
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    if isinstance(value, pd.Timestamp):
+        lo = None if lo is None else pd.Timestamp(lo)
+        hi = None if hi is None else pd.Timestamp(hi)
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _row_rule(entries: list[tuple[Record, dict[str, Any]]]) -> Record:
+    """A row rule's merged record: unexpected counts and samples added up."""
+    record, raw = entries[0]
+    if "unexpected_count" not in raw:  # type rules: the dtype each partition saw
+        failed = [r for r, _ in entries if not r["success"]]
+        return failed[0] if failed else record
+    count = sum(int(r.get("unexpected_count") or 0) for _, r in entries)
+    element = sum(int(r.get("element_count") or 0) for _, r in entries)
+    counted = element - sum(int(r.get("missing_count") or 0) for _, r in entries) \
+        if "missing_count" in raw else element
+    sample = [str(v) for _, r in entries for v in (r.get("partial_unexpected_list") or [])][:5]
+    pct = 100.0 * count / counted if counted else 0.0
+    mostly = raw["kwargs"].get("mostly")
+    success = (count == 0 if mostly is None
+               else not element or 1 - count / element >= mostly)
+    observed = (f"{count} unexpected value(s) ({pct:.3g} %), e.g. {sample}" if count
+                else "0 unexpected values")
+    return {**record, "success": bool(success), "observed": observed}
+
+
+def _table_rule(entries: list[tuple[Record, dict[str, Any]]], parts: list[dict[str, Any]]
+                ) -> Record:
+    """A table rule judged again on the partitions' merged statistics."""
+    from tasks.gx.runner import _jsonable
+
+    record, raw = entries[0]
+    rule, column, kwargs = record["rule"], record["column"], raw["kwargs"]
+    if rule == "expect_column_to_exist":
+        failed = [r for r, _ in entries if not r["success"]]
+        return failed[0] if failed else record
+    if rule == "expect_table_row_count_to_be_between":
+        value: Any = sum(p["rows"] for p in parts)
+    elif rule == "expect_column_mean_to_be_between":
+        total, count = (sum(p["sums"].get(column, (0.0, 0))[k] for p in parts) for k in (0, 1))
+        value = total / count if count else float("nan")
+    elif rule == "expect_column_unique_value_count_to_be_between":
+        value = len(set().union(*(p["distinct"].get(column, set()) for p in parts)))
+    elif rule == "expect_column_max_to_be_between":
+        maxima = [p["max"][column] for p in parts if pd.notna(p["max"].get(column))]
+        value = max(maxima) if maxima else None
+    else:
+        failed = [r for r, _ in entries if not r["success"]]
+        return failed[0] if failed else record
+    success = value is not None and value == value and _between(value, kwargs)
+    return {**record, "success": bool(success), "observed": _jsonable(value)}
+
+
+def merge_suites(parts: list[dict[str, Any]]) -> list[Record]:
+    """One record per expectation of the window suite (every partition) and of the drift
+    suite (the run date's partitions), in the suites' order."""
+    out = []
+    for kind in ("window", "drift"):
+        mine = [p for p in parts if any(raw["kind"] == kind for _, raw in p["gx"])]
+        if not mine:
+            continue
+        lists = [[e for e in p["gx"] if e[1]["kind"] == kind] for p in mine]
+        for i in range(len(lists[0])):
+            entries = [lst[i] for lst in lists]
+            rule = entries[0][0]["rule"]
+            if rule == "expect_column_values_to_be_unique":
+                out.append(entries[0][0] | {"_unique": True})
+            elif rule in ROW_RULES:
+                out.append(_row_rule(entries))
+            else:
+                out.append(_table_rule(entries, mine))
+    return out
+
+
+def _merged_quantiles(parts: list[dict[str, Any]], q: list[float]) -> list[float]:
+    """Quantiles of the union of the partitions' values: exact from one partition, else by
+    inverting the mixture of their 1001-point quantile summaries (linear between points)."""
+    present = [p for p in parts if p["n"]]
+    if len(present) == 1:
+        return [float(v) for v in present[0]["exact"]]
+    grid = np.linspace(0, 1, 1001)
+    points = np.unique(np.concatenate([p["q"] for p in present]))
+    total = sum(p["n"] for p in present)
+    cdf = sum(p["n"] * np.interp(points, p["q"], grid) for p in present) / total
+    return [float(np.interp(level, cdf, points)) for level in q]
+
+
+def merge_profile(parts: list[dict[str, Any]], config: IsbenchConfig, role: str,
+                  schema: dict[str, str] | None, day: str) -> dict[str, Any]:
+    """:func:`is_core.data.contract.day_profile` of the run date from its partitions."""
+    from is_core.data.contract import PROFILE_SCHEMA_VERSION
+
+    cols = config.columns
+    rows = sum(p["rows"] for p in parts)
+    out: dict[str, Any] = {"schema_version": PROFILE_SCHEMA_VERSION, "role": role, "day": day,
+                           "rows": int(rows), "ctr": None, "numeric": {}, "categorical": {},
+                           "null_share": {}, "schema": dict(schema or {})}
+    labels = [p["label"] for p in parts if p["label"] is not None]
+    if role in ("source", "holdout") and labels and rows:
+        total, count = (sum(x[k] for x in labels) for k in (0, 1))
+        out["ctr"] = float(total / count) if count else float("nan")
+    for col in cols.numeric:
+        pieces = [p["numeric"][col] for p in parts if col in p["numeric"]]
+        n = sum(x["n"] for x in pieces)
+        if n >= 2:
+            total, squares = sum(x["sum"] for x in pieces), sum(x["sq"] for x in pieces)
+            q01, median, q99 = _merged_quantiles(pieces, [0.01, 0.5, 0.99])
+            out["numeric"][col] = {"mean": float(total / n), "std": float(np.sqrt(
+                max(squares - total * total / n, 0.0) / (n - 1))),
+                "q01": q01, "median": median, "q99": q99}
+    for col in cols.categorical:
+        if any(col in p["distinct"] for p in parts):
+            out["categorical"][col] = {"cardinality": len(set().union(
+                *(p["distinct"].get(col, set()) for p in parts)))}
+    for col in cols.features:
+        if rows and any(col in p["nulls"] for p in parts):
+            out["null_share"][col] = float(sum(p["nulls"].get(col, 0) for p in parts) / rows)
+    return out
+
+
+def merge_magnitudes(parts: list[dict[str, Any]], key: str, limit: float | None
+                     ) -> list[Record]:
+    """The magnitude records of the window (``sanity``) or of the run date (``reference``):
+    counts, rows, ranges and days merged, judged again (``limit``: the share allowed outside;
+    None: no row)."""
+    lists = [p["magnitudes"][key] for p in parts if p["magnitudes"][key]]
+    out = []
+    for i in range(len(lists[0]) if lists else 0):
+        entries = [lst[i] for lst in lists]
+        count, n = sum(e[1]["count"] for e in entries), sum(e[1]["n"] for e in entries)
+        ranges = [e[1]["range"] for e in entries if e[1]["range"] is not None]
+        span = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
+        days = sorted(set().union(*(e[1]["days"] for e in entries)))
+        success = count == 0 if limit is None else (count / n if n else 0.0) <= limit
+        out.append({**entries[0][0], "success": bool(success),
+                    "observed": outside_text(count, n, span, days)})
+    return out
+
+
+def merge_types(parts: list[dict[str, Any]]) -> list[Record]:
+    """Per categorical, the first partition's failing type record, else the first record."""
+    lists = [p["types"] for p in parts]
+    out = []
+    for i in range(len(lists[0]) if lists else 0):
+        failed = [lst[i] for lst in lists if not lst[i]["success"]]
+        out.append(failed[0] if failed else lists[0][i])
+    return out
+
+
+def merge_days(parts: list[dict[str, Any]], config: IsbenchConfig, role: str,
+               days: list[str]) -> list[Record]:
+    """Each day's rows and event times merged; the local engine's day records."""
+    frames = [p["days"] for p in parts if not p["days"].empty]
+    if not frames:
+        return []
+    joined = pd.concat(frames)
+    stats = pd.DataFrame({"rows": joined["rows"].groupby(level=0).sum(),
+                          "first_event": joined["first_event"].groupby(level=0).min(),
+                          "last_event": joined["last_event"].groupby(level=0).max()}
+                         ).reindex(pd.Index(days, name="day"))
+    stats["rows"] = stats["rows"].fillna(0).astype("int64")
+    key, ts = config.data.partition_key, config.columns.timestamp
+    records = day_row_count_records(stats, config.validation, role, key)
+    if ts and all(ts in p["max"] for p in parts):
+        records += event_day_records(stats, config.validation, role, ts, key, config.timezone)
+    return records
+
+
+def _ids(file: InputFile, column: str) -> pd.Series:
+    return read_input_files([file], [column], role="validate")[column]
+
+
+def _shared(file: InputFile, other: InputFile, column: str) -> np.ndarray:
+    return shared_ids(_ids(file, column), _ids(other, column))
+
+
+def unique_ids(client: Any, files: list[InputFile], record: Record, column: str) -> Record:
+    """``expect_column_values_to_be_unique`` over the window: the rows whose id occurs more
+    than once in any partition (a ``dask.dataframe`` value count over the partitions)."""
+    import dask
+    import dask.dataframe as dd
+
+    with dask.config.set({"dataframe.convert-string": False}):
+        ids = dd.from_map(_ids, files, column=column,
+                          meta=pd.Series([], dtype=_ids(files[0], column).dtype, name=column),
+                          enforce_metadata=False)
+        counts = ids.value_counts(split_out=max(1, len(files) // 4))
+        dup, present = client.compute([counts[counts > 1], ids.count()], sync=True)
+    count = int(dup.sum())
+    sample = [str(v) for v, k in dup.sort_index().head(5).items() for _ in range(int(k))][:5]
+    pct = 100.0 * count / present if present else 0.0
+    observed = (f"{count} unexpected value(s) ({pct:.3g} %), e.g. {sample}" if count
+                else "0 unexpected values")
+    return {k: v for k, v in record.items() if k != "_unique"} | {
+        "success": count == 0, "observed": observed}
+
+
+def shared_id_records(client: Any, config: IsbenchConfig, roles: dict[str, list[InputFile]]
+                      ) -> list[Record]:
+    """:func:`is_core.data.contract.id_overlap_records` over partition pairs."""
+    from is_core.data.contract import DISJOINT_ROLES, id_overlap_records
+    from is_core.engine.partitions import safe_map
+
+    col = config.columns.impression_id
+    if not col or not config.validation.disjoint_role_ids:
+        return []
+    shared: dict[str, pd.DataFrame] = {}
+    for role, other in DISJOINT_ROLES:
+        if role not in roles or other not in roles:
+            continue
+        pairs = [(a, b) for a in roles[role] for b in roles[other]]
+        found = client.gather(safe_map(client, _shared, [a for a, _ in pairs],
+                                       [b for _, b in pairs], column=col))
+        ids = pd.unique(np.concatenate(found)) if found else np.array([])
+        shared[f"{role}|{other}"] = pd.DataFrame({col: ids})
+    records = []
+    for role, other in DISJOINT_ROLES:
+        if f"{role}|{other}" in shared:
+            both = shared[f"{role}|{other}"]
+            records += [r for r in id_overlap_records({role: both, other: both}, config)
+                        if r["role"] == role and other in str(r["expected"])]
+    return records
+
+
+def _unseen(file: InputFile, config: IsbenchConfig, levels: pd.DataFrame, role: str
+            ) -> list[tuple[Record, int, int, list[str]]]:
+    """One partition's unseen-category records with their numbers: rows, rows unseen, the
+    first unseen values."""
+    from is_core.data.features import category_codes
+
+    frame = read_input_files([file], list(config.columns.categorical), role="validate")
+    out = []
+    for record in unseen_category_records(levels, frame, config, role):
+        col = record["column"]
+        unseen = category_codes(frame[col], category_levels(levels[col]), missing=-2) == -1
+        examples = [str(v) for v in pd.unique(frame.loc[unseen, col])[:5]]
+        out.append((record, len(frame), int(unseen.sum()), examples))
+    return out
+
+
+def unseen_records(client: Any, config: IsbenchConfig, roles: dict[str, list[InputFile]],
+                   source_levels: dict[str, set[str]]) -> list[Record]:
+    """:func:`is_core.data.contract.unseen_category_records` of target and holdout against
+    the source window's levels (merged from its partitions)."""
+    from is_core.engine.partitions import safe_map
+
+    levels = pd.DataFrame({c: pd.Series(sorted(v), dtype=object)
+                           for c, v in source_levels.items()})
+    limit = config.validation.max_unseen_category_share
+    out = []
+    for role in ("target", "holdout"):
+        if role not in roles or "source" not in roles:
+            continue
+        parts = client.gather(safe_map(client, _unseen, roles[role], config=config, levels=levels,
+                                         role=role))
+        for i in range(len(parts[0]) if parts and parts[0] else 0):
+            entries = [p[i] for p in parts if len(p) > i]
+            rows, unseen = sum(e[1] for e in entries), sum(e[2] for e in entries)
+            share = unseen / rows if rows else 0.0
+            examples = list(dict.fromkeys(x for e in entries for x in e[3]))[:5]
+            out.append({**entries[0][0], "success": share <= limit,
+                        "observed": f"{share:.2%} of rows unseen"
+                        + (f", e.g. {examples}" if examples else "")})
+    return out
+
+
+def _role_checks(client: Any, config: IsbenchConfig, inputs: Inputs, role: str,
+                 ref_roles: dict[str, Any], run_date: dt.date) -> dict[str, Any]:
+    """One role: its schema records and the futures of every partition's checks (on the
+    workers; gathered by :func:`validate_window`, so that the roles run side by side)."""
+    from is_core.engine.partitions import role_partitions, safe_map
+
+    cols = config.columns
+    parts = role_partitions(client, inputs, cast(Role, role))
+    files = list(parts.files)
+    schemas = [(_label(f, config.data.partition_key), read_schema_of(f)) for f in files]
+    records = schema_checks(schemas, config, role, ref_roles.get(role, {}).get("schema"))
+    columns = list(inputs["roles"][role]["columns"])
+    if cols.timestamp and all(cols.timestamp in s for _, s in schemas):
+        columns.append(cols.timestamp)
+    index = range(len(parts))
+    checked = safe_map(client, check_partition, files, list(index), list(parts.offsets[:-1]),
+                       [parts.offsets[i + 1] - parts.offsets[i] for i in index],
+                       config=config, role=role, columns=columns, days=list(inputs["days"]),
+                       run_date=run_date, reference=ref_roles.get(role))
+    return {"files": files, "schemas": schemas, "records": records, "parts": checked}
+
+
+def validate_window(config: IsbenchConfig, inputs: Inputs, out_dir: Path, cluster: str
+                    ) -> dict[str, Any]:
+    """:func:`tasks.gx.window.validate_window` on the Dask engine (module docstring): the
+    same summary, ``results.json``, ``profile.json`` and ``suites/``, and the same
+    :class:`~is_core.errors.DataValidationError` on failure."""
+    from is_core.engine.cluster import client_for
+    from tasks.gx.runner import context_for
+    from tasks.gx.suites import build_suite, suite_json
+
+    if config.validation.mode == "quarantine":
+        raise ConfigError("validation.mode: quarantine is not available on the Dask engine",
+                          fix="use validation.mode: fail with engine: dask, or engine: local")
+    client = client_for(cluster)
+    run_date = dt.date.fromisoformat(inputs["run_date"])
+    vdir = out_dir / VALIDATION_DIR
+    vdir.mkdir(parents=True, exist_ok=True)
+    ref_roles = _reference_roles(config, run_date)
+    checked = {role: _role_checks(client, config, inputs, role, ref_roles, run_date)
+               for role in inputs["roles"]}
+    for c in checked.values():
+        c["parts"] = client.gather(c["parts"])
+    records: list[Record] = []
+    for role, c in checked.items():
+        records += c["records"] + merge_types(c["parts"])
+        records += merge_days(c["parts"], config, role, list(inputs["days"]))
+    files = {role: c["files"] for role, c in checked.items()}
+    if "source" in checked:
+        levels = {col: set().union(*(p["levels"].get(col, set())
+                                     for p in checked["source"]["parts"]))
+                  for col in config.columns.categorical}
+        records += unseen_records(client, config, files, levels)
+    records += shared_id_records(client, config, files)
+    for c in checked.values():
+        records += merge_magnitudes(c["parts"], "sanity", None)
+        records += merge_magnitudes(c["parts"], "reference",
+                                    config.validation.max_magnitude_outlier_share)
+    for c in checked.values():
+        for record in merge_suites(c["parts"]):
+            records.append(unique_ids(client, c["files"], record, record["column"])
+                           if record.get("_unique") else record)
+    context_for()
+    for role in checked:
+        suite = build_suite(config, role, run_date)
+        write_json_atomic(suite_json(suite), vdir / "suites" / f"{suite.name}.json")
+    summary = _summary(config, checked, records, ref_roles)
+    write_json_atomic(summary, vdir / "results.json")
+    _raise_on_failures(config, run_date, vdir, records, summary)
+    write_json_atomic({"run_date": run_date.isoformat(), "roles": {
+        role: merge_profile([p["profile"] for p in c["parts"] if p["profile"] is not None],
+                            config, role, c["schemas"][-1][1] if c["schemas"] else None,
+                            run_date.isoformat())
+        for role, c in checked.items()}}, vdir / PROFILE_FILE)
+    return summary
+
+
+def _summary(config: IsbenchConfig, checked: dict[str, Any], records: list[Record],
+             ref_roles: dict[str, Any]) -> dict[str, Any]:
+    """Per role what :func:`tasks.gx.window._summarize` returns (no Data Docs, no
+    quarantine)."""
+    summary: dict[str, Any] = {}
+    for role, c in checked.items():
+        mine = [r for r in records if r["role"] == role]
+        failed = [r for r in mine if not r["success"]]
+        bounds = drift_bounds(ref_roles[role], config.validation) if role in ref_roles else None
+        summary[role] = {
+            "rows": int(sum(p["rows"] for p in c["parts"])), "evaluated": len(mine),
+            "failed": len(failed), "success": not failed, "results": mine,
+            "reference_day": bounds["reference_day"] if bounds else None,
+            "drift_bounds": bounds, "quarantine": None, "data_docs": None,
+            "clean_input": None}
+    return summary
