@@ -19,9 +19,29 @@ from is_core.config import IsbenchConfig
 from is_core.ctr.stage import PREDICTIONS_FILE
 from is_core.release.runs import RunFolders, run_date_for
 from is_core.weights.stage import LOG_RATIO_FILE
+from tasks import events
 from tasks import promotion as promo
 from tasks import stages as t
 from tasks.gx.window import inputs_after_quarantine
+from tasks.history import update_history
+from tasks.tracking import require_mlflow, track_run
+
+
+def open_engine(config: IsbenchConfig) -> Any:
+    """``engine: dask``: the cluster of the run (:func:`is_core.engine.open_cluster`: an
+    existing scheduler, or a LocalCluster started here); None for the local engine (which
+    never imports Dask)."""
+    if config.engine == "local":
+        return None
+    from is_core.engine import open_cluster
+
+    return open_cluster(config.dask)
+
+
+def close_engine(engine: Any) -> None:
+    """Close what :func:`open_engine` opened (a LocalCluster stops; a remote one stays)."""
+    if engine is not None:
+        engine.close()
 
 
 class StageFailed(RuntimeError):
@@ -57,27 +77,34 @@ def daily_retrain(
     Returns a small summary: the run folder, the verdict and the metrics table.
     """
     logger = get_run_logger()
+    require_mlflow(config.tracking)  # tracking.mlflow_uri set without MLflow: fail before any work
     date = resolve_run_date(run_date, config)
     folders = RunFolders.create(config.output_root, date, config.run_lock_wait_seconds)
-    stage = "load"
+    stage, engine = "engine", None
     try:
+        # engine: dask: the scheduler address every stage gets (None: the local engine)
+        engine = open_engine(config)
+        cluster = engine.address if engine is not None else None
+        stage = "load"
         inputs = t.load_inputs(config, date)
         stage = "validate"
-        validation = t.validate_inputs(config, inputs, folders.staging)
+        validation = t.validate_inputs(config, inputs, folders.staging, cluster=cluster)
         inputs = inputs_after_quarantine(inputs, validation)  # quarantine mode: kept rows
         stage = "fit-proposal"
-        proposal = t.fit_proposal(config, inputs)
+        proposal = t.fit_proposal(config, inputs, cluster=cluster)
         stage = "weights"
-        weights = t.compute_weights(config, inputs, proposal, folders.staging)
+        weights = t.compute_weights(config, inputs, proposal, folders.staging, cluster=cluster)
         stage = "train"
-        models = t.collect_outputs(t.train_models(config, inputs, weights), folders.staging)
+        models = t.collect_outputs(t.train_models(config, inputs, weights, cluster=cluster),
+                                   folders.staging)
         stage = "evaluate"
-        metrics = t.evaluate_models(config, inputs, models, weights, folders.staging)
+        metrics = t.evaluate_models(config, inputs, models, weights, folders.staging,
+                                    cluster=cluster)
         decision = None
         if config.promotion.enabled:
             stage = "promotion-gate"
             decision = promo.promotion_gate(config, inputs, validation, weights, models,
-                                            metrics, folders.staging)
+                                            metrics, folders.staging, cluster=cluster)
         stage = "report"
         summary = t.write_report(config, date, folders.staging, promotion=decision,
                                  inputs=inputs, validation=validation, proposal=proposal,
@@ -96,6 +123,13 @@ def daily_retrain(
     except Exception as exc:
         record = folders.record_failure(exc, str(flow_run.id) if flow_run.id else None)
         logger.error("run %s failed at stage %r; failure record %s", date, stage, record)
+        update_history(config)  # the failed date appears as a gap; never raises
         raise StageFailed(f"daily_retrain {date} failed at stage '{stage}': {exc}") from exc
+    finally:
+        close_engine(engine)
     logger.info("run %s published to %s", date, final)
+    track_run(config, date, final)  # MLflow (optional), <run>/tracking.json; never raises
+    update_history(config)  # <output_root>/index.html and isbench-history; never raises
+    # after the publication: the champion switch (if any) has taken effect
+    events.emit_run_events(config, date, summary, weights, metrics, decision, final)
     return {"run_date": date.isoformat(), "run_dir": str(final.resolve()), **summary}

@@ -41,6 +41,8 @@ Basis = Literal["linear", "quadratic", "spline"]
 NumericBasis = Literal["auto", Basis]
 #: Cross-fitted calibration of the domain classifier (:mod:`is_core.weights._calibration`).
 Calibration = Literal["sigmoid", "isotonic"]
+#: Importance subsampling of the CTR training rows (:mod:`is_core.ctr.sampling`).
+SamplingStrategy = Literal["none", "negative", "loss"]
 #: Over which rows the final weights are normalized to mean 1 (:mod:`is_core.weights.normalize`).
 NormalizePer = Literal["window", "day"]
 #: Estimators of the target CTR (:mod:`is_core.weights.estimators`).

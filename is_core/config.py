@@ -33,6 +33,7 @@ from is_core._validation import (
     NormalizePer,
     NumericBasis,
     ProposalLearner,
+    SamplingStrategy,
 )
 from is_core.errors import ConfigError, IsbenchError
 
@@ -249,7 +250,36 @@ class TrainConfig(_Strict):
     weighted_min_child_weight: Literal["ess", "same"] = Field(
         "ess", description="The weighted booster's min_child_weight: 'ess' divides it by the "
         "weights' Kish ESS/n, so that a leaf needs as many effective rows as in the unweighted "
-        "booster; 'same' keeps train.min_child_weight.")
+        "booster (with train.sampling: each booster's ESS/n of the weights it is fitted with, "
+        "the baseline's sampling weights too); 'same' keeps train.min_child_weight.")
+    sampling: SamplingStrategy = Field(
+        "none", description="Importance subsampling of the training rows (is_core.ctr.sampling): "
+        "'negative' keeps every click and non-clicks with probability r, weight 1/r; 'loss' "
+        "keeps each row with probability min(1, c |y - p|) under the champion's p (mixed with "
+        "a uniform share), weight 1/pi, and falls back to 'negative' without a champion. The "
+        "sampling weights multiply the importance weights, so the weighted logloss stays "
+        "unbiased.")
+    keep_fraction: float | None = Field(
+        None, gt=0, le=1, description="With train.sampling: the expected share of the training "
+        "rows kept (r or c is solved from it).")
+    max_rows: int | None = Field(
+        None, ge=1, description="With train.sampling: the expected number of training rows "
+        "kept (all rows when there are fewer).")
+
+    @model_validator(mode="after")
+    def _check_sampling(self) -> Self:
+        sizes = [k for k in ("keep_fraction", "max_rows") if getattr(self, k) is not None]
+        if len(sizes) == 2:
+            raise ConfigError("train.keep_fraction and train.max_rows are both set",
+                              fix="give the sample's size one way: remove one of them")
+        if self.sampling != "none" and not sizes:
+            raise ConfigError(f"train.sampling={self.sampling!r} needs a target size",
+                              fix="set train.keep_fraction (e.g. 0.1) or train.max_rows")
+        if self.sampling == "none" and sizes:
+            raise ConfigError(f"train.{sizes[0]} is set but train.sampling is 'none'",
+                              fix=f"set train.sampling to 'negative' or 'loss', or remove "
+                              f"train.{sizes[0]}")
+        return self
 
 
 class EvaluationConfig(_Strict):
@@ -421,6 +451,27 @@ class TrackingConfig(_Strict):
         None, description="Registered model in MLflow's registry; null: '<name>-ctr'.")
 
 
+#: Where the stages run: ``local`` (pandas in the flow's process) or ``dask`` (partitions on a
+#: Dask cluster, :mod:`is_core.engine`).
+Engine = Literal["local", "dask"]
+
+
+class DaskConfig(_Strict):
+    """The Dask cluster of ``engine: dask``: an existing scheduler (``address``), or a
+    ``distributed.LocalCluster`` that the run starts and closes."""
+
+    address: str | None = Field(
+        None, description="Scheduler address of an existing cluster (tcp://host:8786, or any "
+        "Dask cluster manager's scheduler); null: start a LocalCluster for the run.")
+    n_workers: int | None = Field(
+        None, ge=1, description="LocalCluster worker processes; null: Dask's default.")
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="LocalCluster threads per worker; null: Dask's default.")
+    memory_limit: str | None = Field(
+        None, description="LocalCluster memory limit per worker ('4GiB'; 'auto': the machine's "
+        "memory shared out); null: Dask's default.")
+
+
 class IsbenchConfig(_Strict):
     """Everything a ``daily_retrain`` run needs besides its run date."""
 
@@ -444,6 +495,11 @@ class IsbenchConfig(_Strict):
         description="A scheduled run at day D retrains for run date D - lag (the last full day).",
     )
     random_state: int = 0
+    engine: Engine = Field(
+        "local", description="Where the stages run: local (pandas, one process) or dask "
+        "(partitions on a Dask cluster, `dask`): the same weights and estimates, the metrics "
+        "from binned per-partition statistics.")
+    dask: DaskConfig = Field(default_factory=DaskConfig)
     run_lock_wait_seconds: float = Field(
         0.0, ge=0, description="How long a run waits for another run of the same date to "
         "finish before failing (0: fail at once).")

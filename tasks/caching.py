@@ -1,7 +1,9 @@
 """Caching of the deterministic stages (proposal, training) by input fingerprint + config.
 
 A deterministic stage's output depends only on the input files (their SHA-256 fingerprints),
-the config, the run date and the code. :func:`stage_fingerprint` hashes exactly these; the
+the config, the run date and the code, and, where a stage reads something else, on that too
+(:func:`stage_dependencies`: the champion model behind ``train.sampling: loss``).
+:func:`stage_fingerprint` hashes exactly these; the
 stage writes its files into a content-addressed folder
 ``<output_root>/.cache/<stage>/<fingerprint>/`` (assembled in a temporary sibling and renamed
 into place, so it appears complete or not at all) and returns a small summary of paths and
@@ -37,6 +39,8 @@ from is_core.config import IsbenchConfig
 from is_core.ctr.model import library_versions
 from is_core.data.atomic import publish_directory, write_json_atomic, write_text_atomic
 from is_core.data.stage import Inputs
+from is_core.errors import RegistryError
+from is_core.release.stage import registry_for
 
 CACHE_DIR = ".cache"
 SUMMARY_FILE = "summary.json"
@@ -61,9 +65,26 @@ def code_fingerprint() -> str:
     return source_fingerprint(Path(is_core.__file__).parent)
 
 
+def stage_dependencies(stage: str, config: IsbenchConfig) -> dict[str, str] | None:
+    """What ``stage`` reads beyond its config and inputs: for ``train`` with
+    ``train.sampling: loss``, the champion model (path and registry digest), whose scores set
+    the keep probabilities, so a new champion means a new sample and a new cache key; None
+    otherwise, and when there is no champion or its registry cannot be read (the stage then
+    samples with ``negative``)."""
+    if stage != "train" or config.train.sampling != "loss":
+        return None
+    try:
+        champion = registry_for(config.promotion, config.output_root).champion()
+    except (RegistryError, OSError, ValueError):
+        return None
+    if champion is None:
+        return None
+    return {"champion_path": str(champion.model_path), "champion_digest": champion.digest}
+
+
 def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: Inputs) -> str:
     """SHA-256 of everything a deterministic stage's output depends on."""
-    payload = {
+    payload: dict[str, Any] = {
         "stage": stage,
         # where a run reports (events, MLflow) changes no stage's output
         "config": config.model_dump(mode="json", exclude={"tracking"}),
@@ -74,6 +95,9 @@ def stage_fingerprint(stage: str, config: IsbenchConfig, inputs: Inputs) -> str:
         "code": code_fingerprint(),
         "libraries": library_versions(),
     }
+    dependencies = stage_dependencies(stage, config)
+    if dependencies is not None:  # absent otherwise, so no other stage's key changes
+        payload["depends_on"] = dependencies
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

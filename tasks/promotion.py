@@ -84,7 +84,7 @@ def render_decision(decision: dict[str, Any]) -> str:
 @task(name="promotion-gate", cache_policy=NO_CACHE, **IO_RETRIES, **FREE_MEMORY)
 def promotion_gate(config: IsbenchConfig, inputs: Inputs, validation: dict[str, Any],
                    weights: WeightsResult, models: TrainedModels, metrics: Evaluation,
-                   staging: Path) -> dict[str, Any]:
+                   staging: Path, cluster: str | None = None) -> dict[str, Any]:
     """Pick and register today's challenger; re-score the champion on today's holdout;
     decide."""
     registry = registry_for(config.promotion, config.output_root)
@@ -92,11 +92,20 @@ def promotion_gate(config: IsbenchConfig, inputs: Inputs, validation: dict[str, 
     if recovered not in (None, "in progress"):
         get_run_logger().warning("an earlier run died while switching the champion: its "
                                  "switch was %s", recovered)
-    decision = evaluate_promotion(config.promotion, config.columns, inputs, validation, weights,
-                                  models, metrics, staging, registry=registry,
-                                  min_ess_fraction=config.weights.min_ess_fraction,
-                                  evaluation_config=config.evaluation,
-                                  random_state=config.random_state)
+    if cluster is None:
+        decision = evaluate_promotion(config.promotion, config.columns, inputs, validation,
+                                      weights, models, metrics, staging, registry=registry,
+                                      min_ess_fraction=config.weights.min_ess_fraction,
+                                      evaluation_config=config.evaluation,
+                                      random_state=config.random_state)
+    else:  # the Dask engine: the same decision, the models scored on the workers
+        from is_core.engine.stage import evaluate_promotion as dask_evaluate_promotion
+
+        decision = dask_evaluate_promotion(
+            config.promotion, config.columns, inputs, validation, weights, models, metrics,
+            staging, registry=registry, min_ess_fraction=config.weights.min_ess_fraction,
+            evaluation_config=config.evaluation, random_state=config.random_state,
+            cluster=cluster)
     create_markdown_artifact(key=PROMOTION_ARTIFACT, markdown=render_decision(decision),
                              description=f"Champion/challenger decision, run date "
                              f"{inputs['run_date']}")

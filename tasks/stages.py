@@ -32,7 +32,16 @@ from is_core.report.render import render_html, render_markdown
 from is_core.weights.stage import ProposalResult, WeightsResult
 from is_core.weights.stage import compute_weights as _weights
 from is_core.weights.stage import fit_proposal as _proposal
-from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir
+from tasks.caching import StageOutputs, copy_outputs, run_in_cache_dir, stage_dependencies
+from tasks.events import emit_gate_events, emit_validation_failed
+
+
+def _dask_engine() -> Any:
+    """The Dask engine's stages (:mod:`is_core.engine.stage`), imported when a run uses it (the
+    local engine never imports Dask)."""
+    from is_core.engine import stage
+
+    return stage
 
 
 def is_transient(error: BaseException) -> bool:
@@ -99,23 +108,26 @@ def load_inputs(config: IsbenchConfig, run_date: dt.date) -> Inputs:
 
 
 @task(name="validate", **IO_RETRIES, **FREE_MEMORY)
-def validate_inputs(config: IsbenchConfig, inputs: Inputs, staging: Path | None = None
-                    ) -> dict[str, Any]:
+def validate_inputs(config: IsbenchConfig, inputs: Inputs, staging: Path | None = None,
+                    cluster: str | None = None) -> dict[str, Any]:
     """Validate every role (schema, GX suites, drift against the reference day); fail with every
     broken expectation. Results, suites, Data Docs and the day profile go to
     ``<staging>/validation/``; in quarantine mode the kept rows replace the inputs
     (:func:`tasks.gx.window.inputs_after_quarantine`)."""
     import tempfile
 
+    from tasks.gx.partitioned import validate_window as dask_validate_window
     from tasks.gx.window import validate_window  # GX import is slow: only when validating
 
     logger = get_run_logger()
     out_dir = Path(staging) if staging is not None else Path(tempfile.mkdtemp(prefix="isbench-"))
     try:
-        summaries = validate_window(config, inputs, out_dir)
+        summaries = (validate_window(config, inputs, out_dir) if cluster is None  # engine
+                     else dask_validate_window(config, inputs, out_dir, cluster))
     except DataValidationError as exc:
         _validation_artifacts(config, exc.failures, inputs["run_date"],
                               exc.details.get("validation_dir"))
+        emit_validation_failed(config, exc, inputs["run_date"])
         raise
     _validation_artifacts(config, [r for s in summaries.values() for r in s["results"]],
                           inputs["run_date"], None)
@@ -152,7 +164,8 @@ def _validation_artifacts(config: IsbenchConfig, records: list[dict[str, Any]], 
 
 @task(name="fit-proposal", retries=1, retry_condition_fn=retry_if_transient, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="proposal"), result_serializer="json")
-def fit_proposal(config: IsbenchConfig, inputs: Inputs) -> ProposalResult:
+def fit_proposal(config: IsbenchConfig, inputs: Inputs, cluster: str | None = None
+                 ) -> ProposalResult:
     """Fit the cross-fitted domain classifier (target vs source).
 
     Cached by input fingerprints + config (:mod:`tasks.caching`): the log ratios go to the
@@ -161,7 +174,11 @@ def fit_proposal(config: IsbenchConfig, inputs: Inputs) -> ProposalResult:
     out = run_in_cache_dir("proposal", config, inputs,
                            lambda out_dir: _proposal(config.proposal, config.columns, inputs,
                                                      out_dir, random_state=config.random_state,
-                                                     n_jobs=config.train.n_jobs))
+                                                     n_jobs=config.train.n_jobs)
+                           if cluster is None else _dask_engine().fit_proposal(  # the Dask engine
+                               config.proposal, config.columns, inputs, out_dir,
+                               random_state=config.random_state, n_jobs=config.train.n_jobs,
+                               cluster=cluster))
     get_run_logger().info("domain AUC %.4f (%d source, %d target rows) in %.1f s",
                           out["domain_auc"], out["n_source"], out["n_target"], out["seconds"])
     return out
@@ -169,7 +186,7 @@ def fit_proposal(config: IsbenchConfig, inputs: Inputs) -> ProposalResult:
 
 @task(name="weights", retries=1, retry_condition_fn=retry_if_transient, **FREE_MEMORY)
 def compute_weights(config: IsbenchConfig, inputs: Inputs, proposal: ProposalResult,
-                    staging: Path) -> WeightsResult:
+                    staging: Path, cluster: str | None = None) -> WeightsResult:
     """Clip, normalize and diagnose the importance weights; estimate the target CTR.
 
     Enforces the weight gates: a failed gate raises :class:`WeightDiagnosticsError` (the flow
@@ -177,10 +194,15 @@ def compute_weights(config: IsbenchConfig, inputs: Inputs, proposal: ProposalRes
     """
     logger = get_run_logger()
     try:
-        out = _weights(config.weights, config.columns, inputs, proposal, staging,
-                       random_state=config.random_state, n_jobs=config.train.n_jobs)
+        out = (_weights(config.weights, config.columns, inputs, proposal, staging,
+                        random_state=config.random_state, n_jobs=config.train.n_jobs)
+               if cluster is None else _dask_engine().compute_weights(  # the Dask engine
+                   config.weights, config.columns, inputs, proposal, staging,
+                   random_state=config.random_state, n_jobs=config.train.n_jobs,
+                   cluster=cluster))
     except WeightDiagnosticsError as exc:
         _gates_artifact(exc.details.get("gates", []), inputs["run_date"])
+        emit_gate_events(config, exc.details.get("gates", []), inputs["run_date"])
         logger.error("weight gates failed: %s", exc.what)
         raise
     d = out["diagnostics"]
@@ -190,6 +212,7 @@ def compute_weights(config: IsbenchConfig, inputs: Inputs, proposal: ProposalRes
     for message in d["warnings"]:
         logger.warning("weight gate warning: %s", message)
     _gates_artifact(d["gates"], inputs["run_date"])
+    emit_gate_events(config, d["gates"], inputs["run_date"])
     create_table_artifact(
         key="isbench-weight-diagnostics",
         table=[{"diagnostic": k, "value": v} for k, v in d.items()
@@ -211,19 +234,36 @@ def _gates_artifact(gates: list[dict[str, Any]], run_date: str) -> None:
 
 @task(name="train", retries=1, retry_condition_fn=retry_if_transient, **FREE_MEMORY,
       cache_policy=StageOutputs(stage="train"), result_serializer="json")
-def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult
-                 ) -> TrainedModels:
+def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult,
+                 cluster: str | None = None) -> TrainedModels:
     """Train the candidate CTR models: weighted, unweighted baseline, recalibrated baseline.
 
-    Cached by input fingerprints + config like :func:`fit_proposal`; :func:`collect_outputs`
-    then puts the model files into the run's staging folder.
+    Cached by input fingerprints + config like :func:`fit_proposal` (and, for
+    ``train.sampling: loss``, the champion whose scores draw the sample:
+    :func:`~tasks.caching.stage_dependencies`); :func:`collect_outputs` then puts the model
+    files into the run's staging folder.
     """
+    champion = (stage_dependencies("train", config) or {}).get("champion_path")
     out = run_in_cache_dir("train", config, inputs,
                            lambda out_dir: _train(
                                config.train, config.columns, inputs, weights, out_dir,
                                random_state=config.random_state,
                                metadata={"weights_config": config.weights.model_dump(),
-                                         "proposal_config": config.proposal.model_dump()}))
+                                         "proposal_config": config.proposal.model_dump()},
+                               champion=champion)
+                           if cluster is None else _dask_engine().train_models(  # the Dask engine
+                               config.train, config.columns, inputs, weights, out_dir,
+                               random_state=config.random_state,
+                               metadata={"weights_config": config.weights.model_dump(),
+                                         "proposal_config": config.proposal.model_dump()},
+                               cluster=cluster))
+    sampling = out.get("sampling")
+    if sampling is not None:
+        get_run_logger().info("sampling %s: kept %d of %d training rows (%s = %.4g), ESS/n of "
+                              "the combined weights %.3f%s", sampling["applied"],
+                              sampling["kept_rows"], sampling["n_rows"], sampling["rate_name"],
+                              sampling["rate"], sampling["ess_fraction"],
+                              f"; {sampling['fallback']}" if sampling["fallback"] else "")
     for name in candidate_names(out):
         info = out[name]
         assert info is not None  # candidate_names lists the trained ones
@@ -240,8 +280,13 @@ def collect_outputs(models: TrainedModels, staging: Path) -> TrainedModels:
 
 @task(name="evaluate", **IO_RETRIES, **FREE_MEMORY)
 def evaluate_models(config: IsbenchConfig, inputs: Inputs, models: TrainedModels,
-                    weights: WeightsResult, staging: Path) -> Evaluation:
+                    weights: WeightsResult, staging: Path, cluster: str | None = None
+                    ) -> Evaluation:
     """Score every candidate model on the target holdout."""
+    if cluster is not None:  # the Dask engine
+        return _dask_engine().evaluate_models(config.evaluation, config.columns, inputs, models,
+                                      weights, staging, random_state=config.random_state,
+                                      cluster=cluster)
     return _evaluate(config.evaluation, config.columns, inputs, models, weights, staging,
                      random_state=config.random_state)
 

@@ -2,7 +2,9 @@
 
 ``model`` is :class:`WeightedCTRModel` (saved as UBJSON with metadata); ``metrics`` AUC,
 logloss, NE, ECE and the calibration ratio, weighted or not, with bootstrap intervals and paired
-differences; ``stage`` trains the weighted model and its unweighted baseline and scores both.
+differences; ``sampling`` importance subsampling of the training rows (negative downsampling,
+loss-proportional sampling) with unbiasing weights; ``stage`` trains the weighted model and its
+unweighted baseline and scores both.
 """
 
 from is_core.ctr.metrics import (
@@ -12,9 +14,11 @@ from is_core.ctr.metrics import (
     reliability_curve,
 )
 from is_core.ctr.model import WeightedCTRModel
+from is_core.ctr.sampling import ImportanceSubsampler
 from is_core.ctr.stage import (
     MODEL_NAMES,
     Evaluation,
+    SamplingSummary,
     TrainedModel,
     TrainedModels,
     evaluate_models,
@@ -24,7 +28,9 @@ from is_core.ctr.stage import (
 
 __all__ = [
     "Evaluation",
+    "ImportanceSubsampler",
     "MODEL_NAMES",
+    "SamplingSummary",
     "TrainedModel",
     "TrainedModels",
     "WeightedCTRModel",

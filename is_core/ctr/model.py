@@ -228,14 +228,17 @@ def library_versions() -> dict[str, str]:
 
 
 def out_of_fold_predictions(template: WeightedCTRModel, frame: pd.DataFrame, y: np.ndarray,
-                            n_folds: int = 2, random_state: int = 0) -> np.ndarray:
-    """Each row's click probability from a copy of ``template`` fitted (unweighted) on the
-    other ``n_folds - 1`` stratified folds: the scores an importance-weighted calibrator is
-    fitted on (:mod:`is_core.ctr.recalibration`)."""
+                            n_folds: int = 2, random_state: int = 0,
+                            sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Each row's click probability from a copy of ``template`` fitted (unweighted, or with
+    ``sample_weight``: the sampling weights of a subsample) on the other ``n_folds - 1``
+    stratified folds: the scores an importance-weighted calibrator is fitted on
+    (:mod:`is_core.ctr.recalibration`)."""
     y = np.asarray(y)
     oof = np.empty(len(y))
     for train, test in StratifiedKFold(n_folds, shuffle=True,
                                        random_state=random_state).split(np.zeros(len(y)), y):
-        model = clone(template).fit(frame.iloc[train], y[train])
+        model = clone(template).fit(frame.iloc[train], y[train], sample_weight=(
+            None if sample_weight is None else sample_weight[train]))
         oof[test] = model.predict_proba(frame.iloc[test])
     return oof

@@ -2,7 +2,10 @@
 scored on the evaluation rows.
 
 :func:`train_models` fits :class:`~is_core.ctr.model.WeightedCTRModel` twice with identical
-parameters (final importance weights, then none) and saves both as UBJSON;
+parameters (final importance weights, then none) and saves both as UBJSON; with
+``train.sampling`` every candidate is fitted on one importance subsample of the training rows
+(:mod:`is_core.ctr.sampling`), the weighted booster with importance × sampling weights and the
+baseline with the sampling weights alone (:class:`SamplingSummary`);
 :func:`evaluate_models` scores them on :func:`evaluation_rows` with bootstrap intervals and
 paired differences. Each takes its own config section plus the column roles and returns a typed
 summary (:class:`TrainedModels`, :class:`Evaluation`) that Prefect can store as JSON.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
 
@@ -29,11 +33,12 @@ from is_core.ctr.metrics import (
 )
 from is_core.ctr.model import WeightedCTRModel, out_of_fold_predictions
 from is_core.ctr.recalibration import WeightedCalibrator
+from is_core.ctr.sampling import ImportanceSubsampler, combined_weights
 from is_core.data.atomic import write_parquet_atomic
 from is_core.data.features import FeatureSpec
-from is_core.data.io import release_memory
-from is_core.data.stage import Inputs, has_role, read_role
-from is_core.errors import DataContractError
+from is_core.data.io import read_input_files, release_memory
+from is_core.data.stage import Inputs, has_role, input_files, read_role
+from is_core.errors import DataContractError, TrainingError
 from is_core.weights.diagnostics import effective_sample_size
 from is_core.weights.stage import WeightsResult
 
@@ -51,7 +56,11 @@ EvaluatedOn = Literal["target_holdout", "source_split_importance_weighted"]
 
 #: The config key behind each checked argument of the CTR model and of the metrics (a
 #: ParameterError names the argument; the stage re-raises it as a ConfigError naming the key).
-TRAIN_KEYS = {"validation_fraction": "train.validation_fraction"}
+TRAIN_KEYS = {"validation_fraction": "train.validation_fraction",
+              "keep_fraction": "train.keep_fraction", "max_rows": "train.max_rows"}
+#: Uniform audit rows of the training rows on which the sampled baseline's calibration ratio is
+#: measured (:class:`SamplingSummary`); its relative standard error is about 1/sqrt(clicks).
+AUDIT_ROWS = 100_000
 EVALUATION_KEYS = {"level": "evaluation.ci_level", "n_boot": "evaluation.n_boot",
                    "n_bins": "evaluation.calibration_bins"}
 
@@ -67,13 +76,51 @@ class TrainedModel(TypedDict):
     n_valid: int
 
 
+class SamplingSummary(TypedDict):
+    """How the training rows were subsampled (``train.sampling``, :mod:`is_core.ctr.sampling`).
+
+    ``strategy`` is the configured one, ``applied`` the one drawn (``negative`` when ``loss``
+    had no usable champion, ``fallback`` says why); ``champion`` the model whose scores set the
+    keep probabilities. ``n_rows`` training rows before sampling, ``kept_rows`` after,
+    ``target_rows`` the expected size asked for; ``rate`` is :math:`r` or :math:`c`
+    (``rate_name``). ``ess``/``ess_fraction``: Kish ESS of the combined weights (importance ×
+    sampling, what the weighted booster is fitted with) over the kept rows;
+    ``sampling_ess_fraction`` the same of the sampling weights alone (the baseline's);
+    ``min_child_weight`` each booster's (``train.weighted_min_child_weight``).
+    ``calibration_ratio``: the sampled baseline's mean prediction over the observed CTR on
+    ``audit_rows`` uniform training rows (kept or not); ``recalibration`` what corrects the
+    calibration.
+    """
+
+    strategy: str
+    applied: str
+    fallback: str | None
+    champion: str | None
+    n_rows: int
+    kept_rows: int
+    target_rows: float
+    rate_name: str
+    rate: float
+    ess: float
+    ess_fraction: float
+    sampling_ess_fraction: float
+    max_sampling_weight: float
+    min_child_weight: dict[str, float]
+    calibration_ratio: float | None
+    audit_rows: int
+    recalibration: str
+    seconds: float
+
+
 class TrainedModels(TypedDict):
-    """The train stage's result: the weighted booster, the unweighted baseline and (with
-    ``train.recalibrate``) the recalibrated baseline."""
+    """The train stage's result: the weighted booster, the unweighted baseline, (with
+    ``train.recalibrate``) the recalibrated baseline and (with ``train.sampling``) how the
+    training rows were subsampled."""
 
     weighted: TrainedModel
     unweighted: TrainedModel
     recalibrated: TrainedModel | None
+    sampling: SamplingSummary | None
 
 
 def candidate_names(models: TrainedModels) -> list[ModelName]:
@@ -105,26 +152,33 @@ class Evaluation(TypedDict):
 # ---------------------------------------------------------------------------- training
 def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
                  weights: WeightsResult, out_dir: Path, *, random_state: int,
-                 metadata: Mapping[str, Any]) -> TrainedModels:
+                 metadata: Mapping[str, Any], champion: str | None = None) -> TrainedModels:
     """Train the candidates (module docstring) on the CTR features; save each as UBJSON.
 
     The CTR features are ``columns.numeric`` and ``columns.categorical`` without
     ``columns.exposure``. Without a target holdout, a random 10 % of the source rows is kept out
     of training for IS-weighted evaluation (``evaluation_rows.parquet``). ``metadata`` (the
     weights and proposal settings that made the weights) goes into each model's ``.meta.json``
-    beside the weighting, the input fingerprints and the run date.
+    beside the weighting, the input fingerprints and the run date. With ``train.sampling`` the
+    training rows are subsampled partition by partition before any design matrix is built
+    (:func:`_draw_sample`); ``champion`` is the champion model's path, whose scores set the
+    ``loss`` strategy's keep probabilities (None: no champion, ``loss`` falls back to
+    ``negative``).
     """
     features = [*columns.ctr_numeric, *columns.ctr_categorical]
-    source = read_role(inputs, "source", [*features, columns.label])
     final = pd.read_parquet(weights["path"], columns=["final_weight"])["final_weight"].to_numpy()
-    if len(final) != len(source):
-        raise DataContractError(
-            f"weights.parquet has {len(final)} rows but the source has {len(source)}",
-            fix="the inputs changed during the run; re-run the date",
-        )
-    train_rows = _training_rows(inputs, len(source), out_dir, random_state)
-    frame = source if len(train_rows) == len(source) else source.iloc[train_rows]
-    del source
+    sample: _Sample | None = None
+    if train.sampling == "none":
+        source = read_role(inputs, "source", [*features, columns.label])
+        _require_rows(len(source), len(final))
+        train_rows = _training_rows(inputs, len(source), out_dir, random_state)
+        frame = source if len(train_rows) == len(source) else source.iloc[train_rows]
+        del source
+    else:
+        train_rows = _training_rows(inputs, len(final), out_dir, random_state)
+        sample = _draw_sample(train, columns, inputs, train_rows, len(final), random_state,
+                              champion)
+        frame, train_rows = sample.frame, sample.rows
     y = frame[columns.label].to_numpy()
     _require_both_labels(y, columns.label, "training",
                          "a CTR model needs clicks and non-clicks: check the label export for "
@@ -133,48 +187,82 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     # and let the raw frame go before XGBoost builds its matrices.
     X = FeatureSpec(columns.ctr_numeric, columns.ctr_categorical).fit(frame).transform(frame)
     del frame
+    if sample is not None:
+        sample.frame = X  # the raw kept rows are no longer needed
     release_memory()
     common = {**metadata, "input_fingerprints": {r: v["fingerprint"]
                                                  for r, v in inputs["roles"].items()},
               "run_date": inputs["run_date"], "exposure_features": list(columns.exposure)}
+    if sample is not None:
+        common["sampling"] = sample.metadata()
     models, seconds, calibrator = fit_candidates(
-        train, _ctr_model(train, columns, random_state), X, y, final[train_rows], random_state)
+        train, _ctr_model(train, columns, random_state), X, y, final[train_rows], random_state,
+        sampling_weight=None if sample is None else sample.weight)
     files = {"weighted": MODEL_FILE, "unweighted": BASELINE_FILE,
              "recalibrated": RECALIBRATED_FILE}
     weighting = {"weighted": "importance", "unweighted": "none",
                  "recalibrated": "recalibration"}
-    trained: dict[str, TrainedModel | None] = {"recalibrated": None}
+    trained: dict[str, Any] = {"recalibrated": None, "sampling": None}
     for name, model in models.items():
         meta = {"weighting": weighting[name], **common}
         if calibrator is not None and name == "recalibrated":
             meta["calibration"] = calibrator.to_dict()
         trained[name] = _saved(model, out_dir / files[name], seconds[name], meta)
+    if sample is not None:
+        trained["sampling"] = sample.summary(train, models, final[train_rows], columns.label)
     return cast(TrainedModels, trained)
 
 
+def _require_rows(n_source: int, n_weights: int) -> None:
+    """The weights must be those of the source rows read now."""
+    if n_weights != n_source:
+        raise DataContractError(
+            f"weights.parquet has {n_weights} rows but the source has {n_source}",
+            fix="the inputs changed during the run; re-run the date",
+        )
+
+
 def fit_candidates(train: TrainConfig, template: WeightedCTRModel, X: pd.DataFrame,
-                   y: np.ndarray, w: np.ndarray, random_state: int
+                   y: np.ndarray, w: np.ndarray, random_state: int,
+                   sampling_weight: np.ndarray | None = None
                    ) -> tuple[dict[str, WeightedCTRModel], dict[str, float],
                               WeightedCalibrator | None]:
     """Fit today's candidates on the encoded features ``X``: the weighted booster (final
     weights ``w``, :func:`weighted_template`), the unweighted baseline and, with
     ``train.recalibrate``, the baseline recalibrated on its out-of-fold scores with ``w``.
-    Returns the models, each one's seconds, and the calibrator (None without recalibration)."""
+    Returns the models, each one's seconds, and the calibrator (None without recalibration).
+
+    ``sampling_weight`` (the :math:`1/\\pi` of an importance subsample, the rows of ``X``) makes
+    every candidate a fit of the same sample: the weighted booster with importance × sampling
+    weights, the baseline (and its out-of-fold copies) with the sampling weights alone, so
+    "did the shift weighting pay" still compares two boosters on the same rows, and the
+    calibrator with the combined weights (each scaled to mean 1,
+    :func:`~is_core.ctr.sampling.combined_weights`).
+    """
+    weighted_w: np.ndarray = w
+    baseline_w: np.ndarray | None = None
+    if sampling_weight is not None:
+        weighted_w = combined_weights(w, sampling_weight)
+        baseline_w = combined_weights(None, sampling_weight)
+    policy = train.weighted_min_child_weight
     models: dict[str, WeightedCTRModel] = {}
     seconds: dict[str, float] = {}
-    for name, weights in (("weighted", w), ("unweighted", None)):
+    for name, weights in (("weighted", weighted_w), ("unweighted", baseline_w)):
         started = time.perf_counter()
         booster = (clone(template) if weights is None
-                   else weighted_template(template, weights, train.weighted_min_child_weight))
+                   else weighted_template(template, weights, policy))
         with config_keys(TRAIN_KEYS):
             models[name] = booster.fit(X, y, sample_weight=weights)
         seconds[name] = time.perf_counter() - started
     calibrator = None
     if train.recalibrate:
         started = time.perf_counter()
-        oof = out_of_fold_predictions(template, X, y, train.recalibration_folds, random_state)
+        oof_template = (template if baseline_w is None
+                        else weighted_template(template, baseline_w, policy))
+        oof = out_of_fold_predictions(oof_template, X, y, train.recalibration_folds,
+                                      random_state, sample_weight=baseline_w)
         calibrator = WeightedCalibrator(train.recalibration, random_state=random_state).fit(
-            oof, y, w)
+            oof, y, weighted_w)
         models["recalibrated"] = models["unweighted"].with_calibrator(calibrator)
         seconds["recalibrated"] = time.perf_counter() - started
     return models, seconds, calibrator
@@ -190,6 +278,13 @@ def weighted_template(template: WeightedCTRModel, w: np.ndarray, policy: str
     the weights do not depend on the leaf. Dividing the minimum by ESS/n asks a weighted leaf for
     as many effective rows as an unweighted one (issue 17: the weighted booster learns from the
     effective sample, so it gets the regularization of that sample size).
+
+    On an importance subsample ``w`` is what the booster is fitted with: importance × sampling
+    weights for the weighted booster, the sampling weights alone for the baseline, each of mean
+    1 over the kept rows, so each booster's leaves need as many effective *kept* rows as an
+    unweighted fit of the sample would. The sampling weights are not uniform (``negative``: 1
+    for a click, :math:`1/r` for a non-click), so the baseline is scaled too: its leaves would
+    otherwise fit the sampling noise, which pushes its predictions up (:mod:`is_core.ctr.sampling`).
     """
     model = clone(template)
     if policy == "ess":
@@ -216,6 +311,144 @@ def _training_rows(inputs: Inputs, n_source: int, out_dir: Path, random_state: i
     is_eval = np.random.default_rng(random_state).random(n_source) < 0.1
     write_parquet_atomic(pd.DataFrame({"row_id": rows[is_eval]}), out_dir / EVAL_ROWS_FILE)
     return rows[~is_eval]
+
+
+# ---------------------------------------------------------------------------- subsampling
+@dataclass
+class _Sample:
+    """An importance subsample of the training rows (:func:`_draw_sample`): the kept rows'
+    frame (CTR features and label; then their encoded features), their source row ids and
+    sampling weights, a uniform audit frame of the training rows, and how it was drawn."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    weight: np.ndarray
+    audit: pd.DataFrame
+    sampler: ImportanceSubsampler
+    fallback: str | None
+    champion: str | None
+    seconds: float
+
+    def metadata(self) -> dict[str, Any]:
+        """What a model's ``.meta.json`` records of the sample."""
+        s = self.sampler
+        return {"strategy": s.strategy, "applied": s.strategy_, "rate_name": s.rate_name_,
+                "rate": s.rate_, "n_rows": s.n_rows_, "kept_rows": len(self.rows),
+                "random_state": s.random_state}
+
+    def summary(self, train: TrainConfig, models: Mapping[str, WeightedCTRModel],
+                importance: np.ndarray, label: str) -> SamplingSummary:
+        """The report's view of the sample, with the fitted boosters' settings and the
+        sampled baseline's calibration ratio on the audit rows."""
+        s, combined = self.sampler, combined_weights(importance, self.weight)
+        ess = effective_sample_size(combined)
+        y_audit = self.audit[label].to_numpy()
+        ratio = (float(models["unweighted"].predict_proba(self.audit).mean() / y_audit.mean())
+                 if y_audit.size and y_audit.any() else None)
+        recalibration = (
+            "the recalibrated candidate's calibrator is fitted on the sampled baseline's "
+            "out-of-fold scores with the combined weights, so it corrects what the shift and "
+            "the sample leave" if train.recalibrate else
+            "none applied: the sampling weights keep the loss unbiased, so no analytic "
+            "re-calibration is needed; a calibration ratio away from 1 is the sample's noise "
+            "(train.recalibrate adds a candidate recalibrated with the combined weights)")
+        return SamplingSummary(
+            strategy=s.strategy, applied=s.strategy_, fallback=self.fallback,
+            champion=self.champion if s.strategy_ == "loss" else None, n_rows=s.n_rows_,
+            kept_rows=len(self.rows), target_rows=s.target_rows_, rate_name=s.rate_name_,
+            rate=s.rate_, ess=ess, ess_fraction=ess / len(combined),
+            sampling_ess_fraction=effective_sample_size(self.weight) / len(self.weight),
+            max_sampling_weight=float(self.weight.max()),
+            min_child_weight={n: float(m.min_child_weight) for n, m in models.items()
+                              if n != "recalibrated"},
+            calibration_ratio=ratio, audit_rows=int(y_audit.size),
+            recalibration=recalibration, seconds=self.seconds)
+
+
+def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
+                 train_rows: np.ndarray, n_source: int, random_state: int,
+                 champion: str | None) -> _Sample:
+    """Subsample the training rows partition by partition (one input file at a time), before
+    any design matrix is built (:mod:`is_core.ctr.sampling`).
+
+    A first pass reads each partition's labels (and, for ``loss``, scores it with the champion)
+    and solves the rate from the whole source; a second pass reads each partition's CTR
+    features again and keeps its drawn rows, and a uniform audit sample of at most
+    :data:`AUDIT_ROWS` training rows (its own seeds), so only the sample is ever held.
+    """
+    started = time.perf_counter()
+    scorer, fallback = _champion_scorer(train, columns, champion)
+    files = input_files(inputs, "source")
+    labels: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    for file in files:
+        part = read_input_files([file], [columns.label, *(scorer.features if scorer else [])],
+                                role="source")
+        labels.append(part[columns.label].to_numpy())
+        if scorer is not None:
+            scores.append(scorer.model.predict_proba(part))
+    offsets = np.cumsum([0, *(len(y) for y in labels)])
+    _require_rows(int(offsets[-1]), n_source)
+    in_train = np.zeros(n_source, dtype=bool)
+    in_train[train_rows] = True
+    y_all = np.concatenate(labels)
+    p_all = np.concatenate(scores)[in_train] if scores else None
+    sampler = ImportanceSubsampler(train.sampling, train.keep_fraction, train.max_rows,
+                                   random_state=random_state)
+    with config_keys(TRAIN_KEYS):
+        sampler.fit(y_all[in_train], p_all)
+    audit_rate = min(1.0, AUDIT_ROWS / max(len(train_rows), 1))
+    kept_parts, rows, weights, audits = [], [], [], []
+    features = [*columns.ctr_numeric, *columns.ctr_categorical, columns.label]
+    for k, file in enumerate(files):
+        local = np.flatnonzero(in_train[offsets[k]:offsets[k + 1]])
+        kept, w = sampler.sample_partition(labels[k][local], scores[k][local] if scores else None,
+                                           partition=k)
+        audit = local[np.random.default_rng([random_state, k, 1]).random(local.size)
+                      < audit_rate]
+        part = read_input_files([file], features, role="source")
+        kept_parts.append(part.iloc[local[kept]])
+        audits.append(part.iloc[audit])
+        rows.append(offsets[k] + local[kept])
+        weights.append(w)
+        del part
+    frame = pd.concat(kept_parts, ignore_index=True) if len(kept_parts) > 1 else kept_parts[0]
+    return _Sample(frame=frame, rows=np.concatenate(rows), weight=np.concatenate(weights),
+                   audit=pd.concat(audits, ignore_index=True), sampler=sampler,
+                   fallback=fallback or sampler.fallback_, champion=champion,
+                   seconds=time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _ChampionScorer:
+    """The champion model and the source columns it scores."""
+
+    model: WeightedCTRModel
+    features: list[str]
+
+
+def _champion_scorer(train: TrainConfig, columns: ColumnsConfig, champion: str | None
+                     ) -> tuple[_ChampionScorer | None, str | None]:
+    """The champion whose scores set the ``loss`` keep probabilities, or (None, why not).
+
+    The champion is optional here: a missing, unreadable or incompatible one makes ``loss``
+    fall back to ``negative`` with the reason in the summary, never fails the run.
+    """
+    if train.sampling != "loss":
+        return None, None
+    if champion is None:
+        return None, "no champion model yet: sampled with 'negative' instead"
+    try:
+        model = WeightedCTRModel.load(champion)
+    except (OSError, ValueError, KeyError, TrainingError) as exc:
+        return None, (f"the champion {champion} could not be loaded ({type(exc).__name__}: "
+                      f"{exc}): sampled with 'negative' instead")
+    needed = [*model.feature_spec_.numeric, *model.feature_spec_.categorical]
+    missing = [c for c in needed if c not in columns.features]
+    if missing:
+        return None, (f"the champion uses features {missing} that are not in columns.numeric/"
+                      "categorical: sampled with 'negative' instead")
+    return _ChampionScorer(model, needed), None
 
 
 def _ctr_model(train: TrainConfig, columns: ColumnsConfig, random_state: int

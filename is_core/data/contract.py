@@ -574,10 +574,18 @@ def _outside_text(frame: pd.DataFrame, x: np.ndarray, outside: np.ndarray) -> st
     partitioned window)."""
     finite = x[np.isfinite(x)]
     count, n = int(outside.sum()), len(x)
-    share = f" ({count / n:.2%})" if n else ""
-    seen = (f"observed range [{finite.min():.6g}, {finite.max():.6g}]" if len(finite)
-            else "no finite values")
     days = sorted({str(d) for d in frame.loc[outside, "dt"]}) if count and "dt" in frame else []
+    return outside_text(count, n, (float(finite.min()), float(finite.max())) if len(finite)
+                        else None, days)
+
+
+def outside_text(count: int, n: int, finite_range: tuple[float, float] | None,
+                 days: list[str]) -> str:
+    """:func:`_outside_text` from its numbers (a partitioned window merges them): the rows
+    outside, the rows, the finite values' range (None: none) and the sorted days outside."""
+    share = f" ({count / n:.2%})" if n else ""
+    seen = (f"observed range [{finite_range[0]:.6g}, {finite_range[1]:.6g}]"
+            if finite_range is not None else "no finite values")
     on = f" on {', '.join(days[:3])}{' ...' if len(days) > 3 else ''}" if days else ""
     return f"{count} of {n} rows{share} outside{on}, {seen}"
 

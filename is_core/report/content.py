@@ -41,7 +41,9 @@ def build_report(
     champion/challenger decision when the flow made one. ``candidates`` lists every candidate
     model side by side (metrics with intervals, paired logloss difference to the unweighted
     baseline), ``selected`` the one the gate chose as today's challenger (None without a
-    promotion gate), ``exposure_features`` the columns the CTR models never saw.
+    promotion gate), ``exposure_features`` the columns the CTR models never saw, ``sampling``
+    how the training rows were subsampled (None without ``train.sampling``; its sentences:
+    :func:`sampling_lines`).
     """
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -58,7 +60,8 @@ def build_report(
         "weights": weights["diagnostics"],
         "target_ctr": weights["target_ctr"],
         "models": {n: {k: v for k, v in m.items() if k not in ("path", "seconds")}
-                   for n, m in models.items() if m is not None},
+                   for n, m in models.items() if m is not None and n != "sampling"},
+        "sampling": models.get("sampling"),
         "metrics": metrics,
         "candidates": metrics.get("candidates", {}),
         "selected": (promotion or {}).get("challenger", {}).get("model"),
@@ -155,6 +158,31 @@ def champion_sentence(promotion: dict[str, Any]) -> str:
     if champion:
         return f"Champion unchanged: v{champion['version']} (run date {champion['run_date']})."
     return "No champion: nothing passed the gate."
+
+
+def sampling_lines(report: dict[str, Any]) -> list[str]:
+    """The report's sentences on the importance subsample of the training rows (none without
+    ``train.sampling``): strategy, rows kept, rate, ESS of the combined weights, calibration."""
+    s = report.get("sampling")
+    if not s:
+        return []
+    rate = {"r": "non-click keep rate r", "c": "loss scale c"}.get(s["rate_name"], "rate")
+    ratio = s.get("calibration_ratio")
+    lines = [
+        f"Strategy `{s['applied']}`" + (f" (configured `{s['strategy']}`: {s['fallback']})"
+                                        if s.get("fallback") else "")
+        + f": kept {s['kept_rows']:,} of {s['n_rows']:,} training rows "
+        f"({100 * s['kept_rows'] / max(s['n_rows'], 1):.2f} %, {s['target_rows']:,.0f} asked), "
+        f"{rate} = {s['rate']:.4g}, largest sampling weight {s['max_sampling_weight']:.4g}.",
+        f"Kish ESS of the combined weights (importance × sampling, the weighted booster's): "
+        f"{s['ess']:,.0f} (ESS/n = {s['ess_fraction']:.3f}); of the sampling weights alone "
+        f"(the baseline's): ESS/n = {s['sampling_ess_fraction']:.3f}; min_child_weight "
+        + ", ".join(f"{n} {v:.3g}" for n, v in sorted(s["min_child_weight"].items())) + ".",
+        ("Calibration ratio of the sampled baseline on " f"{s['audit_rows']:,} uniform "
+         f"training rows: {ratio:.3f}" if ratio is not None else "Calibration ratio: n/a")
+        + f". Re-calibration: {s['recalibration']}.",
+    ]
+    return lines
 
 
 def candidates_table(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """The run report for people: ``report.md`` and ``report.html``, rendered from ``report.json``.
 
 Both renderings take the report dict of :func:`is_core.report.content.build_report` and nothing
-else, so ``report.html`` is exactly the rendering of ``report.json``. ``report.html`` is one
+else, so ``report.html`` is exactly the rendering of ``report.json`` (but for the "Tracking" line
+that :func:`tracking_markdown`/:func:`with_tracking_html` append from ``tracking.json`` once the
+run is published and logged to MLflow, see :mod:`tasks.tracking`). ``report.html`` is one
 self-contained file (inline CSS and SVG, see :mod:`is_core.report._html` and
 :mod:`is_core.report.plots`) that opens offline.
 """
@@ -14,7 +16,12 @@ from typing import Any
 from is_core.ctr.metrics import METRICS
 from is_core.report import _html as html
 from is_core.report import plots
-from is_core.report.content import candidates_table, champion_sentence, metrics_table
+from is_core.report.content import (
+    candidates_table,
+    champion_sentence,
+    metrics_table,
+    sampling_lines,
+)
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -49,6 +56,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                   "| " + " | ".join(candidates[0]) + " |",
                   "|" + "---|" * len(candidates[0])]
         lines += ["| " + " | ".join(_fmt(v) for v in row.values()) + " |" for row in candidates]
+    if sampling_lines(report):
+        lines += ["", "## Training sample", "", *(f"- {line}" for line in sampling_lines(report))]
     lines += [
         "",
         "## Importance weights",
@@ -141,6 +150,10 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(html.section("Candidates", html.table(candidates_table(report)),
                                   html.paragraph(CANDIDATES_NOTE.replace("`", "")),
                                   anchor="candidates"))
+    if sampling_lines(report):
+        parts.append(html.section("Training sample", *(html.paragraph(line.replace("`", ""))
+                                                        for line in sampling_lines(report)),
+                                  anchor="sampling"))
     parts += _calibration_html(report["metrics"])
     parts.append(_weights_html(report))
     parts.append(html.section("Target CTR estimates", html.table(
@@ -315,3 +328,26 @@ def validation_html(validation: dict[str, Any]) -> str:
         "Validation", *(html.paragraph(n.replace("`", ""), "note") for n in notes),
         f"<details><summary>Every check ({len(rows)})</summary>{html.table(rows)}</details>",
         anchor="validation")
+
+
+# ---------------------------------------------------------------------------- tracking
+def _tracking_lines(tracking: dict[str, Any]) -> list[str]:
+    """One sentence per integration of ``tracking.json`` that is on (``{"mlflow": {status,
+    uri, message, ...}}``): written after publication, so appended to the rendered report."""
+    return [f"{name.replace('mlflow', 'MLflow')} ({entry.get('status')}): "
+            f"{entry.get('message', '')}"
+            for name, entry in sorted(tracking.items()) if entry.get("status") != "off"]
+
+
+def tracking_markdown(tracking: dict[str, Any]) -> str:
+    """The "Tracking" lines appended to report.md (empty when every integration is off)."""
+    return "".join(f"\n**Tracking.** {line} (tracking.json)\n" for line in
+                   _tracking_lines(tracking))
+
+
+def with_tracking_html(page: str, tracking: dict[str, Any]) -> str:
+    """``page`` (report.html) with the "Tracking" lines before its ``</body>``."""
+    notes = "".join(html.paragraph(f"Tracking. {line} (tracking.json)", "note")
+                    for line in _tracking_lines(tracking))
+    head, body_end, tail = page.rpartition("</body>")
+    return f"{head}{notes}{body_end}{tail}" if body_end else page + notes

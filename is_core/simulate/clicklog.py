@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,7 +43,7 @@ from is_core._validation import FileFormat, Role, check_choice
 from is_core.data.atomic import write_json_atomic, write_parquet_atomic
 
 if TYPE_CHECKING:
-    from is_core.simulate.bandit import SimulatedScenario
+    from is_core.simulate.bandit import SimulatedScenario, SimulatedWorld
 
 ROLE_CODES = {"source": 1, "target": 2, "holdout": 3}
 
@@ -255,6 +256,10 @@ def write_scenario(
         root/holdout/dt=YYYY-MM-DD/part-0.parquet   labeled target holdout
         root/truth/source_weights/dt=.../part-0.parquet  impression_id, true_weight
         root/truth/truth.json                       exact source and target CTR, parameters
+
+    A day of more than :data:`ROWS_PER_FILE` rows of a role is written as several files
+    (``part-00000.parquet``, ``part-00001.parquet``, ...), one drawn at a time
+    (:func:`_day_files`); smaller days are one ``part-0`` file, as they always were.
     """
     root = Path(root)
     rows_per_day = rows_per_day or {"source": 20_000, "target": 5_000, "holdout": 5_000}
@@ -264,23 +269,23 @@ def write_scenario(
     hidden = ["true_weight", "_user", "_item", "_position0"]
     for day in days:
         for role, n in rows_per_day.items():
-            seq = np.random.SeedSequence([scenario.seed, ROLE_CODES[role], day.toordinal()])
-            frame = world.sample(n, role, np.random.default_rng(seq), day=day)
-            part = f"dt={day.isoformat()}"
-            if role == "source":
-                write_parquet_atomic(
-                    frame[["impression_id", "true_weight"]],
-                    root / "truth" / "source_weights" / part / "part-0.parquet",
-                )
-            drop = hidden + (["logging_propensity"] if role != "source" else [])
-            drop += ["clicked"] if role == "target" else []
-            out = frame.drop(columns=drop)
-            path = root / role / part / f"part-0.{ext}"
-            if file_format == "parquet":
-                write_parquet_atomic(out, path)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                out.to_csv(path, index=False)
+            for name, frame in _day_files(world, scenario.seed, role, day, n):
+                part = f"dt={day.isoformat()}"
+                if role == "source":
+                    write_parquet_atomic(
+                        frame[["impression_id", "true_weight"]],
+                        root / "truth" / "source_weights" / part / f"{name}.parquet",
+                    )
+                drop = hidden + (["logging_propensity"] if role != "source" else [])
+                drop += ["clicked"] if role == "target" else []
+                out = frame.drop(columns=drop)
+                del frame
+                path = root / role / part / f"{name}.{ext}"
+                if file_format == "parquet":
+                    write_parquet_atomic(out, path)
+                else:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    out.to_csv(path, index=False)
     truth: dict[str, Any] = {
         "scenario": asdict(scenario),
         "exact_source_ctr": world.expected_ctr("source"),
@@ -293,6 +298,38 @@ def write_scenario(
     truth_path = root / "truth" / "truth.json"
     write_json_atomic(truth, truth_path)
     return ScenarioFiles(root=root, days=days, truth_path=truth_path)
+
+
+#: A day of more rows than this is written as several files of at most this many rows each,
+#: one drawn at a time, so a 20M-row day is generated within a few GiB.
+ROWS_PER_FILE = 1_000_000
+#: The first impression id of the days written in several files (their ids are
+#: ``LARGE_DAY_IDS + role code * 10^15 + day ordinal * 10^9 + row``: unique up to 10^9 rows a
+#: day, and disjoint from the ids of days of at most :data:`ROWS_PER_FILE` rows).
+LARGE_DAY_IDS = 10**17
+
+
+def _day_files(world: SimulatedWorld, seed: int, role: str, day: dt.date, n: int
+               ) -> Iterator[tuple[str, pd.DataFrame]]:
+    """One day's rows of ``role`` as (file name, frame) pairs, drawn file by file.
+
+    A day of at most :data:`ROWS_PER_FILE` rows is one file ``part-0`` drawn from the seed
+    sequence ``[seed, role code, day ordinal]``; a larger day is files ``part-00000``,
+    ``part-00001``, ... of at most :data:`ROWS_PER_FILE` rows each, file j drawn from
+    ``[seed, role code, day ordinal, j]`` (so no more than one file's rows are in memory).
+    """
+    code = ROLE_CODES[role]
+    if n <= ROWS_PER_FILE:
+        seq = np.random.SeedSequence([seed, code, day.toordinal()])
+        yield "part-0", world.sample(n, role, np.random.default_rng(seq), day=day)
+        return
+    first = LARGE_DAY_IDS + code * 10**15 + day.toordinal() * 10**9
+    for j, start in enumerate(range(0, n, ROWS_PER_FILE)):
+        rows = min(ROWS_PER_FILE, n - start)
+        seq = np.random.SeedSequence([seed, code, day.toordinal(), j])
+        frame = world.sample(rows, role, np.random.default_rng(seq), day=day)
+        frame["impression_id"] = first + start + np.arange(rows, dtype=np.int64)
+        yield f"part-{j:05d}", frame
 
 
 def load_truth(root: str | Path) -> dict[str, Any]:

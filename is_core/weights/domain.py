@@ -221,7 +221,30 @@ class DomainClassifierRatio(BaseEstimator):
         fit_source, fit_target = self._fit_rows(n_s, n_t)
         sample = pd.concat([source[columns].iloc[fit_source], target[columns].iloc[fit_target]],
                            ignore_index=True)
-        y = np.r_[np.zeros(len(fit_source), dtype=int), np.ones(len(fit_target), dtype=int)]
+        logit = self.fit_sample(sample, n_s, n_t, len(fit_source))
+        del sample
+        logit_source = self._logit_of_all(source, fit_source, logit[:len(fit_source)])
+        logit_target = self._logit_of_all(target, fit_target, logit[len(fit_source):])
+        self.log_ratio_source_ = logit_source + self.log_prior_correction_
+        self.log_ratio_target_ = logit_target + self.log_prior_correction_
+        self.domain_auc_ = float(roc_auc_score(np.r_[np.zeros(n_s), np.ones(n_t)],
+                                               np.r_[logit_source, logit_target]))
+        return self
+
+    def fit_sample(self, sample: pd.DataFrame, n_source: int, n_target: int,
+                   n_fit_source: int) -> np.ndarray:
+        """Fit the fold classifiers on the fitting sample alone; return its rows' out-of-fold
+        (calibrated) logits.
+
+        ``sample`` holds the rows :meth:`_fit_rows` draws for ``n_source`` source and
+        ``n_target`` target rows, its ``n_fit_source`` source rows first, in the selected
+        feature columns (:meth:`set_features`). :meth:`fit` calls it; the Dask engine
+        (:mod:`is_core.engine.proposal`) too, with the sample collected from the partitions,
+        and scores the other rows with :meth:`log_ratio`. Sets every fitted attribute but the
+        log ratios and the domain AUC, which need every row.
+        """
+        y = np.r_[np.zeros(n_fit_source, dtype=int),
+                  np.ones(len(sample) - n_fit_source, dtype=int)]
         folds = self._folds(y)
         if self.learner == "auto":
             chosen = self._select_learner(sample, y)
@@ -229,23 +252,16 @@ class DomainClassifierRatio(BaseEstimator):
             raw, self.estimators_ = self._crossfit(X, y, folds, self._classifier(chosen))
         else:
             chosen, raw, self.estimators_, self.design_ = self._fit_fixed(sample, y, folds)
-        del sample
         self.learner_, self.C_, self.calibration_ = chosen.name, chosen.C, chosen.calibration
         logit = _crossfit_calibration(raw, y, folds, self.calibration_)
         if self.calibration_ is not None:
             self.calibrator_ = fit_calibrator(self.calibration_, raw, y)
-        self.n_source_, self.n_target_ = n_s, n_t
-        self.n_fit_source_, self.n_fit_target_ = len(fit_source), len(fit_target)
+        self.n_source_, self.n_target_ = n_source, n_target
+        self.n_fit_source_, self.n_fit_target_ = n_fit_source, len(sample) - n_fit_source
         # The classifier learned the odds at the fitting sample's domain proportions.
         self.log_prior_correction_ = float(np.log(self.n_fit_source_ / self.n_fit_target_))
-        logit_source = self._logit_of_all(source, fit_source, logit[:len(fit_source)])
-        logit_target = self._logit_of_all(target, fit_target, logit[len(fit_source):])
-        self.log_ratio_source_ = logit_source + self.log_prior_correction_
-        self.log_ratio_target_ = logit_target + self.log_prior_correction_
-        self.domain_auc_ = float(roc_auc_score(np.r_[np.zeros(n_s), np.ones(n_t)],
-                                               np.r_[logit_source, logit_target]))
         self._calibration_diagnostics(raw, logit, y)
-        return self
+        return logit
 
     def _folds(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         return list(StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state
@@ -483,6 +499,19 @@ class DomainClassifierRatio(BaseEstimator):
         constant = [c for c in numeric if _is_constant(source[c], target[c])] + [
             c for c in categorical  # by level text: an int 17 and a text "17" are one value
             if _is_constant(category_text(source[c]), category_text(target[c]))]
+        self.set_features(numeric, categorical, constant)
+        if self.learner in ("xgboost", "auto"):
+            self.categories_ = {
+                c: sorted(set(pd.unique(category_text(source[c])))
+                          | set(pd.unique(category_text(target[c]))))
+                for c in self.categorical_}
+
+    def set_features(self, numeric: list[str], categorical: list[str], constant: list[str],
+                     categories: dict[str, list[str]] | None = None) -> None:
+        """Keep the feature columns that are not ``constant`` over source and target (raising
+        :class:`ProposalFitError` when none is left); ``categories``: each categorical's sorted
+        level texts over both (the tree learners' fixed levels). :meth:`fit` finds both from
+        the frames; the Dask engine from per-partition summaries (:func:`constant_summary`)."""
         self.dropped_features_ = constant
         self.numeric_ = [c for c in numeric if c not in constant]
         self.categorical_ = [c for c in categorical if c not in constant]
@@ -493,11 +522,8 @@ class DomainClassifierRatio(BaseEstimator):
                 "export (or, if source and target truly coincide, weighting is unnecessary)",
                 details={"constant_columns": constant},
             )
-        if self.learner in ("xgboost", "auto"):
-            self.categories_ = {
-                c: sorted(set(pd.unique(category_text(source[c])))
-                          | set(pd.unique(category_text(target[c]))))
-                for c in self.categorical_}
+        if categories is not None:
+            self.categories_ = {c: categories[c] for c in self.categorical_}
 
     def _inputs(self, spec: _Candidate, sample: pd.DataFrame
                 ) -> tuple[Any, DomainDesign | None]:
@@ -630,6 +656,24 @@ def _crossfit_calibration(raw: np.ndarray, y: np.ndarray, folds: list,
 def _rows(X, idx: np.ndarray):
     """Rows ``idx`` of a design matrix (array or sparse) or of a frame."""
     return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
+
+
+def constant_summary(column: pd.Series) -> tuple[bool, Any] | None:
+    """One partition's part of :func:`_is_constant`: None for no rows, else (whether it holds
+    a single value, that value: its first). :func:`merge_constant` joins the partitions'."""
+    if not len(column):
+        return None
+    return _is_constant(column), column.iloc[0]
+
+
+def merge_constant(summaries: list[tuple[bool, Any] | None]) -> bool:
+    """Whether the partitions of :func:`constant_summary` together hold a single value
+    (missing counts as a value), as :func:`_is_constant` of their concatenation."""
+    present = [s for s in summaries if s is not None]
+    if not all(single for single, _ in present):
+        return False
+    values = pd.Series([value for _, value in present], dtype=object)
+    return _is_constant(values) if len(values) else True
 
 
 def _is_constant(*columns: pd.Series) -> bool:

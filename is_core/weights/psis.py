@@ -84,18 +84,28 @@ def psis_log_weights(log_w: np.ndarray) -> tuple[np.ndarray, float]:
     lw = log_w - shift
     order = np.argsort(lw, kind="stable")
     tail_idx = order[n - m:]
-    cutoff = lw[order[n - m - 1]]
-    tail = lw[tail_idx]
+    smoothed, k = smooth_tail(lw[tail_idx], lw[order[n - m - 1]])
+    out = log_w.copy()
+    if smoothed is not None:
+        out[tail_idx] = smoothed + shift
+    return out, k
+
+
+def smooth_tail(tail: np.ndarray, cutoff: float) -> tuple[np.ndarray | None, float]:
+    r"""The smoothed tail of :func:`psis_log_weights` and :math:`\hat k`, from the ``M``
+    largest log weights ``tail`` (ascending, shifted by the largest: ``<= 0``) and the
+    ``(M+1)``-th largest, ``cutoff``. None (and ``k̂ = -inf`` for a flat tail) when nothing is
+    smoothed. Needs only the tail, so a partitioned window gathers just its top ``M + 1``."""
+    m = tail.size
     if tail.max() - tail.min() < np.finfo(float).tiny:
-        return log_w.copy(), float("-inf")
+        return None, float("-inf")
     # exceedances on the weight scale, relative to the largest weight (no overflow)
     k, sigma = gpd_fit(np.exp(tail) - np.exp(cutoff))
-    out = log_w.copy()
-    if np.isfinite(k) and sigma > 0:
-        p = np.arange(0.5, m) / m
-        smoothed = np.log(np.exp(cutoff) + _gpd_quantile(p, k, sigma))
-        out[tail_idx] = np.minimum(smoothed, tail.max()) + shift
-    return out, float(k)
+    if not (np.isfinite(k) and sigma > 0):
+        return None, float(k)
+    p = np.arange(0.5, m) / m
+    smoothed = np.log(np.exp(cutoff) + _gpd_quantile(p, k, sigma))
+    return np.minimum(smoothed, tail.max()), float(k)
 
 
 def pareto_khat(log_w: np.ndarray) -> float:

@@ -37,6 +37,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "release": {"data", "weights", "ctr"},
     "report": {"data", "weights", "ctr"},
     "benchmark": {"data", "weights", "ctr", "report", "simulate"},
+    # the Dask engine runs the other parts' stages on partitions; nothing imports it
+    "engine": {"data", "weights", "ctr", "release"},
 }
 MAX_FUNCTION_LINES = 80
 
@@ -118,4 +120,4 @@ def test_no_function_is_longer_than_80_lines(path: Path):
 
 
 def test_the_scan_sees_the_library():
-    assert len(CORE) >= 30 and len(PARTS) == 7
+    assert len(CORE) >= 30 and len(PARTS) == 8

@@ -53,3 +53,43 @@ class TestCodeFingerprint:
         key = caching.stage_fingerprint("proposal", config, inputs)
         monkeypatch.setattr(caching, "code_fingerprint", lambda: "other code")
         assert caching.stage_fingerprint("proposal", config, inputs) != key
+
+
+class TestChampionDependency:
+    """Regression guard for issue 12: ``train.sampling: loss`` draws its sample with the
+    champion's scores, so the train stage's cache key must change with the champion (else a
+    re-run after a promotion would serve the sample of the old champion)."""
+
+    def test_the_train_key_follows_the_champion_only_for_loss_sampling(self, tmp_path):
+        import numpy as np
+        import pandas as pd
+
+        from is_core.config import IsbenchConfig
+        from is_core.ctr.model import WeightedCTRModel
+        from is_core.release.registry import ModelRegistry
+
+        inputs = {"run_date": "2026-11-28", "days": ["2026-11-28"],
+                  "roles": {"source": {"files": [], "fingerprint": "abc", "columns": []}}}
+        loss = IsbenchConfig.model_validate({"output_root": str(tmp_path), "train": {
+            "sampling": "loss", "keep_fraction": 0.1}})
+        negative = loss.model_copy(update={"train": loss.train.model_copy(
+            update={"sampling": "negative"})})
+        assert caching.stage_dependencies("train", loss) is None  # no champion yet
+        before = {c.train.sampling: caching.stage_fingerprint("train", c, inputs)
+                  for c in (loss, negative)}
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame({"x": rng.normal(size=200)})
+        registry = ModelRegistry(tmp_path / "registry")
+        for seed in (1, 2):
+            model = WeightedCTRModel(["x"], [], n_estimators=3, random_state=seed).fit(
+                frame, (rng.random(200) < 0.3).astype(int))
+            version, _ = registry.register(model.save(tmp_path / f"m{seed}" / "model.ubj"))
+            registry.set_alias(version.version)
+            depends = caching.stage_dependencies("train", loss)
+            assert depends == {"champion_path": str(version.path) + "/model.ubj",
+                               "champion_digest": version.digest}
+            key = caching.stage_fingerprint("train", loss, inputs)
+            assert key != before["loss"]
+            before["loss"] = key
+        assert caching.stage_fingerprint("train", negative, inputs) == before["negative"]
+        assert caching.stage_dependencies("proposal", loss) is None
