@@ -202,19 +202,26 @@ def snis_estimate(y: np.ndarray, w: np.ndarray, level: float = 0.95,
     mu = float(w @ y / total)
     se = float(np.sqrt(np.sum(np.square(w) * np.square(y - mu))) / total)
     if is_binary(y):
-        n_effective = float(total**2 / np.sum(np.square(w)))
-        delta = rate_interval("snis", mu, se, level, n_effective)
-        low, high = wilson_bounds(mu, n_effective, level)
-        # only the bound towards the rarer label: a large-weight click that happened widens
-        # the delta interval itself; one that did not happen widens nothing
-        low, high = (delta.ci_low, max(delta.ci_high, high)) if mu <= 0.5 else (
-            min(delta.ci_low, low), delta.ci_high)
-        estimate = Estimate("snis", mu, se, low, high, level)
+        estimate = snis_rate_estimate(mu, se, float(total**2 / np.sum(np.square(w))), level)
     else:
         estimate = _normal_interval("snis", mu, se, level)
     if w_unclipped is not None:
         estimate = _guarded(estimate, snis_estimate(y, w_unclipped, level))
     return estimate
+
+
+def snis_rate_estimate(mu: float, se: float, n_effective: float, level: float = 0.95
+                       ) -> Estimate:
+    """The SNIS interval of a click rate ``mu`` (0/1 labels) with standard error ``se``: the
+    logit-delta interval whose bound towards the rarer label is at least Wilson's score bound
+    with Kish's effective sample size ``n_effective`` (:func:`snis_estimate`; both engines)."""
+    delta = rate_interval("snis", mu, se, level, n_effective)
+    low, high = wilson_bounds(mu, n_effective, level)
+    # only the bound towards the rarer label: a large-weight click that happened widens
+    # the delta interval itself; one that did not happen widens nothing
+    low, high = (delta.ci_low, max(delta.ci_high, high)) if mu <= 0.5 else (
+        min(delta.ci_low, low), delta.ci_high)
+    return Estimate("snis", mu, se, low, high, level)
 
 
 def dr_estimate(y: np.ndarray, w: np.ndarray, m_source: np.ndarray, m_target: np.ndarray,

@@ -19,8 +19,7 @@ from is_core.weights.estimators import (
     _guarded,
     _normal_interval,
     poisson_one,
-    rate_interval,
-    wilson_bounds,
+    snis_rate_estimate,
 )
 
 #: Width of a score bin on the logit scale, and the range the grid covers (beyond: the edge
@@ -77,12 +76,7 @@ def snis_from_sums(sums: np.ndarray, level: float = 0.95,
     mu = float(wy / total)
     se = float(np.sqrt(max(w2y2 - 2 * mu * w2y + mu * mu * w2, 0.0)) / total)
     if not_binary == 0:
-        n_effective = float(total**2 / w2)
-        delta = rate_interval("snis", mu, se, level, n_effective)
-        low, high = wilson_bounds(mu, n_effective, level)
-        low, high = (delta.ci_low, max(delta.ci_high, high)) if mu <= 0.5 else (
-            min(delta.ci_low, low), delta.ci_high)
-        estimate = Estimate("snis", mu, se, low, high, level)
+        estimate = snis_rate_estimate(mu, se, float(total**2 / w2), level)
     else:
         estimate = _normal_interval("snis", mu, se, level)
     if unclipped is not None:
