@@ -3,6 +3,7 @@ r"""Importance subsampling: training time against target NE, full data against e
     .venv/bin/python benchmarks/subsampling.py          # 2M source rows, 2 scenarios, 3 seeds
     .venv/bin/python benchmarks/subsampling.py --quick  # 100,000 rows, 1 seed (a smoke run)
     .venv/bin/python benchmarks/subsampling.py --render-only  # the table from the .json
+    .venv/bin/python benchmarks/subsampling.py --n-jobs 2 --name subsampling_2threads
 
 For each scenario and seed, the click-log world (:class:`~is_core.simulate.clicklog.ClickScenario`)
 draws ``--rows`` source rows (split into 7 partitions, the days of a window) and the CTR model is
@@ -27,8 +28,10 @@ within one seed: per seed the full fit runs first and every sampled fit right af
 process, and ``speedup`` is the sum over seeds of the full fits' wall-clock seconds over the sum
 of the strategy's. On a shared machine the wall clock also counts the other processes' share of
 the cores, so ``train_cpu_s`` (this process's CPU seconds, every thread) and ``cpu_speedup`` are
-recorded beside it; both still suffer from the load (XGBoost's threads wait at barriers for a
-descheduled partner, which costs small fits most), so ``work_ratio`` adds a load-free measure:
+recorded beside it. XGBoost runs single-threaded (``--n-jobs 1``): with two threads on a loaded
+machine each waits at its barriers for a descheduled partner, which inflates both clocks, small
+fits most (``subsampling_2threads.json``: the same full 2M-row fit took 102–119 CPU s with two
+threads, 51.6 s with one). ``work_ratio`` adds a load-free measure:
 the full fits' kept rows × boosting rounds over the strategy's (:func:`row_rounds`; the hist
 method's cost per round is about linear in the rows; it leaves out the champion's scoring pass
 of ``loss``, which ``champion_scoring_s`` times).
@@ -344,14 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="*", default=[s.name for s in SCENARIOS],
                         choices=[s.name for s in SCENARIOS])
     parser.add_argument("--n-test", type=int, default=200_000)
-    parser.add_argument("--n-jobs", type=int, default=2, help="XGBoost threads")
+    parser.add_argument("--n-jobs", type=int, default=1,
+                        help="XGBoost threads (1: the CPU time is the work, module docstring)")
     parser.add_argument("--quick", action="store_true",
                         help="100,000 rows, one seed, fractions 0.05 and 0.2, 20,000 test rows")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default=STEM,
+                        help="results file stem: <out>/<name>.json (subsampling.json)")
     parser.add_argument("--render-only", action="store_true",
                         help="only print the table of the existing .json")
     args = parser.parse_args(argv)
-    json_path = args.out / f"{STEM}{'_quick' if args.quick else ''}.json"
+    json_path = args.out / f"{args.name}{'_quick' if args.quick else ''}.json"
     if args.render_only:  # re-summarize the stored runs (no fit), rewrite the JSON, print
         results = json.loads(json_path.read_text())
         by_name = {s.name: s for s in SCENARIOS}
