@@ -18,7 +18,6 @@ import numpy as np
 
 from is_core._validation import config_keys
 from is_core.config import ColumnsConfig, WeightsConfig
-from is_core.data.atomic import json_safe
 from is_core.data.stage import Inputs
 from is_core.engine import weights as w
 from is_core.engine.cluster import client_for
@@ -33,12 +32,17 @@ from is_core.weights.diagnostics import (
     QUANTILES,
     WeightDiagnostics,
     WeightGates,
-    enforce_gates,
     evaluate_gates,
 )
 from is_core.weights.partitioned import bootstrap_from_sums, mean_from_sums, snis_from_sums
 from is_core.weights.psis import khat_threshold
-from is_core.weights.stage import CLIP_KEYS, WEIGHTS_FILE, ProposalResult, WeightsResult
+from is_core.weights.stage import (
+    CLIP_KEYS,
+    WEIGHTS_FILE,
+    ProposalResult,
+    WeightsResult,
+    gated_result,
+)
 
 __all__ = ["compute_weights", "evaluate_models", "evaluate_promotion", "fit_proposal",
            "train_models"]
@@ -96,14 +100,7 @@ def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inpu
             if not proposal.get("model_path") else
             "known weights: per-day normalization is not covered by the proposal-aware "
             "interval; it treats the fitted weights as exact" if per_day else KNOWN_WEIGHTS_NOTE)
-    summary = {**diagnostics.to_dict(), "clip": clip.summary(),
-               "gates": [g.to_dict() for g in gates],
-               "warnings": [g.message for g in gates if g.status == "warn"],
-               "snis_interval": note}
-    enforce_gates(gates, diagnostics)
-    result: WeightsResult = json_safe(
-        {"path": str(folder), "diagnostics": summary, "target_ctr": estimates})
-    return result
+    return gated_result(diagnostics, clip.summary(), gates, note, folder, estimates)
 
 
 def _merge_groups(parts: list[dict[Any, tuple[Any, ...]]]) -> dict[Any, tuple[Any, ...]]:

@@ -381,16 +381,23 @@ def bootstrap_estimate(
             for k, weights in enumerate(weight_sets):
                 replicates[k].append(_point(name, y, weights, counts, m_source, m_target,
                                             target_counts))
+    return bootstrap_hull(name, point, [np.concatenate(chunks) for chunks in replicates],
+                          level)
+
+
+def bootstrap_hull(name: str, point: float, replicates: list[np.ndarray], level: float
+                   ) -> Estimate:
+    """The percentile interval of each weight set's bootstrap ``replicates`` (non-finite ones
+    dropped), their hull, and the first set's standard deviation as the standard error: the
+    (clipped) weights' own; the unclipped only widen the interval. Both engines use it."""
     alpha = (1 - level) / 2
     lows, highs, sds = [], [], []
-    for chunks in replicates:
-        values = np.concatenate(chunks)
+    for values in replicates:
         values = values[np.isfinite(values)]
         low, high = np.quantile(values, [alpha, 1 - alpha])
         lows.append(low)
         highs.append(high)
         sds.append(values.std(ddof=1))
-    # the standard error is the one of the (clipped) weights; the unclipped only widen the CI
     return Estimate(f"{name}_bootstrap", float(point), float(sds[0]), float(min(lows)),
                     float(max(highs)), level)
 

@@ -18,6 +18,7 @@ from is_core.weights.estimators import (
     Estimate,
     _guarded,
     _normal_interval,
+    bootstrap_hull,
     poisson_one,
     snis_rate_estimate,
 )
@@ -120,18 +121,9 @@ def bootstrap_from_sums(name: str, point: float, sums: np.ndarray, level: float 
     """:func:`~is_core.weights.estimators.bootstrap_estimate` of the SNIS from merged
     :func:`poisson_replicate_sums`: the percentile interval of each weight set's replicates,
     their hull (the first set's standard deviation)."""
-    alpha = (1 - level) / 2
-    lows, highs, sds = [], [], []
-    for wy, w in sums:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = wy / w
-        values = values[np.isfinite(values)]
-        low, high = np.quantile(values, [alpha, 1 - alpha])
-        lows.append(low)
-        highs.append(high)
-        sds.append(values.std(ddof=1))
-    return Estimate(f"{name}_bootstrap", float(point), float(sds[0]), float(min(lows)),
-                    float(max(highs)), level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = [wy / w for wy, w in sums]
+    return bootstrap_hull(name, point, replicates, level)
 
 
 # ---------------------------------------------------------------------------- automatic clip

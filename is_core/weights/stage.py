@@ -24,6 +24,8 @@ from is_core.data.stage import Inputs, read_role
 from is_core.errors import ConfigError
 from is_core.weights.clipping import ClipResult, clip_log_weights
 from is_core.weights.diagnostics import (
+    GateResult,
+    WeightDiagnostics,
     WeightGates,
     compare_weights,
     diagnose_weights,
@@ -251,7 +253,15 @@ def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inpu
     path = _write_weights(columns, source, log_w, clip, final, out_dir)
     estimates, interval_note = _target_ctr(weights, columns, inputs, proposal, y, log_w, clip,
                                            final, partition, random_state, n_jobs)
-    summary = {**diagnostics.to_dict(), "clip": clip.summary(),
+    return gated_result(diagnostics, clip.summary(), gates, interval_note, path, estimates)
+
+
+def gated_result(diagnostics: WeightDiagnostics, clip_summary: dict[str, Any],
+                 gates: list[GateResult], interval_note: str, path: str | Path,
+                 estimates: dict[str, Any]) -> WeightsResult:
+    """The weights stage's summary (diagnostics, clip, gates, warnings, the SNIS interval's
+    note) once the gates pass (:func:`enforce_gates` raises when one fails); both engines."""
+    summary = {**diagnostics.to_dict(), "clip": clip_summary,
                "gates": [g.to_dict() for g in gates],
                "warnings": [g.message for g in gates if g.status == "warn"],
                "snis_interval": interval_note}
