@@ -12,10 +12,16 @@ default :class:`~is_core.config.TrainConfig`: up to 400 trees of depth 6, early 
 10 % split):
 
 * ``full``: on every source row, no weights;
-* each strategy of ``train.sampling`` at each ``--fractions`` keep fraction: the rows drawn
-  partition by partition by :class:`~is_core.ctr.sampling.ImportanceSubsampler`, the booster
-  fitted with the sampling weights scaled to mean 1 and ``min_child_weight`` divided by their
-  ESS/n (:func:`~is_core.ctr.stage.weighted_template`), exactly the stage's sampled baseline.
+* each strategy of ``train.sampling`` at each ``--fractions`` keep fraction: the stage's sampled
+  baseline. Per partition the correction slice is held out
+  (:func:`~is_core.ctr.sampling.correction_rows`, 10 % of the rows) and the rest sampled by
+  :class:`~is_core.ctr.sampling.ImportanceSubsampler`; the booster is fitted with the sampling
+  weights scaled to mean 1 and ``min_child_weight`` divided by their ESS/n
+  (:func:`~is_core.ctr.stage.weighted_template`) and corrected on the slice
+  (:func:`~is_core.ctr.sampling.fit_sampling_correction`). The row's metrics are the
+  ``"intercept"``-corrected booster's (``train.sampling_correction``'s default, what the stage
+  serves); ``raw_*`` are the same booster's without a correction, ``platt_*`` with
+  ``"platt"``.
   ``negative`` keeps every click, so a fraction below the source CTR is infeasible for it (the
   row says so). ``loss`` scores the rows with a **champion**: yesterday's model, trained on an
   independent draw of as many source rows, negative-sampled at keep fraction 0.1 (as a run with
@@ -69,7 +75,13 @@ sys.path.insert(0, str(ROOT))
 from is_core.config import ColumnsConfig, TrainConfig  # noqa: E402
 from is_core.ctr.metrics import ctr_metrics  # noqa: E402
 from is_core.ctr.model import WeightedCTRModel  # noqa: E402
-from is_core.ctr.sampling import ImportanceSubsampler, combined_weights  # noqa: E402
+from is_core.ctr.sampling import (  # noqa: E402
+    ImportanceSubsampler,
+    combined_weights,
+    correction_rows,
+    correction_share,
+    fit_sampling_correction,
+)
 from is_core.ctr.stage import _ctr_model, weighted_template  # noqa: E402
 from is_core.data.features import FeatureSpec  # noqa: E402
 from is_core.errors import ParameterError  # noqa: E402
@@ -135,39 +147,54 @@ def fit_full(template: WeightedCTRModel, columns: ColumnsConfig, source: pd.Data
 
 def fit_sampled(template: WeightedCTRModel, columns: ColumnsConfig, source: pd.DataFrame,
                 strategy: str, fraction: float, seed: int, champion_p: np.ndarray | None
-                ) -> tuple[WeightedCTRModel, tuple[float, float], dict[str, Any]]:
-    """The stage's sampled baseline: draw per partition, encode the kept rows, fit with the
-    sampling weights (mean 1, min_child_weight / ESS/n); its (wall, CPU) seconds (without the
-    champion's scoring, added by the caller) and how the sample came out."""
+                ) -> tuple[WeightedCTRModel, tuple[float, float], dict[str, Any],
+                           dict[str, WeightedCTRModel]]:
+    """The stage's sampled baseline: hold out the correction slice and draw the sample per
+    partition, encode the kept rows, fit with the sampling weights (mean 1, min_child_weight /
+    ESS/n), correct on the slice; the intercept-corrected model, its (wall, CPU) seconds
+    (without the champion's scoring, added by the caller), how the sample came out, and the
+    raw and Platt-corrected models (not timed)."""
     clock = Clock()
     y = source["clicked"].to_numpy()
-    sampler = ImportanceSubsampler(strategy, keep_fraction=fraction, random_state=seed).fit(
-        y, champion_p)
     bounds = np.linspace(0, len(y), N_PARTITIONS + 1).astype(int)
+    share = correction_share(len(y))
+    held = np.concatenate([correction_rows(bounds[k + 1] - bounds[k], share, random_state=seed,
+                                           partition=k) for k in range(N_PARTITIONS)])
+    eligible = ~held
+    sampler = ImportanceSubsampler(strategy, keep_fraction=fraction, random_state=seed).fit(
+        y[eligible], None if champion_p is None else champion_p[eligible])
     rows, weights = [], []
     for k in range(N_PARTITIONS):
-        lo, hi = bounds[k], bounds[k + 1]
+        local = bounds[k] + np.flatnonzero(eligible[bounds[k]:bounds[k + 1]])
         kept, w = sampler.sample_partition(
-            y[lo:hi], None if champion_p is None else champion_p[lo:hi], partition=k)
-        rows.append(lo + kept)
+            y[local], None if champion_p is None else champion_p[local], partition=k)
+        rows.append(local[kept])
         weights.append(w)
     kept_rows = np.concatenate(rows)
     frame = source.iloc[kept_rows]
     X = FeatureSpec(columns.ctr_numeric, columns.ctr_categorical).fit(frame).transform(frame)
     w = combined_weights(None, np.concatenate(weights))
-    model = weighted_template(template, w, "ess").fit(X, y[kept_rows], sample_weight=w)
-    info = {"kept_rows": int(kept_rows.size), "rate_name": sampler.rate_name_,
-            "rate": sampler.rate_, "min_child_weight": model.min_child_weight,
-            "kept_clicks": int(y[kept_rows].sum())}
-    return model, clock.read(), info
+    raw = weighted_template(template, w, "ess").fit(X, y[kept_rows], sample_weight=w)
+    slice_frame, slice_y = source.iloc[np.flatnonzero(held)], y[held].astype(float)
+    p_slice = raw.predict_proba(slice_frame)
+    model = raw.with_calibrator(fit_sampling_correction("intercept", p_slice, slice_y))
+    seconds = clock.read()
+    platt = raw.with_calibrator(fit_sampling_correction("platt", p_slice, slice_y))
+    info = {"kept_rows": int(kept_rows.size), "correction_rows": int(held.sum()),
+            "rate_name": sampler.rate_name_, "rate": sampler.rate_,
+            "min_child_weight": raw.min_child_weight, "kept_clicks": int(y[kept_rows].sum()),
+            "slice_calibration_ratio": float(p_slice.mean() / slice_y.mean()),
+            "intercept": float(model.calibrator_.coef_[0]),
+            "platt_coef": [float(c) for c in platt.calibrator_.coef_]}
+    return model, seconds, info, {"raw": raw, "platt": platt}
 
 
 def champion_for(world: Any, template: WeightedCTRModel, columns: ColumnsConfig, rows: int,
                  seed: int) -> WeightedCTRModel:
     """Yesterday's champion: the sampled baseline (negative, 0.1) of an independent draw."""
     yesterday = world.sample(rows, "source", np.random.default_rng([seed, 99]))
-    model, _, _ = fit_sampled(template, columns, yesterday, "negative", CHAMPION_FRACTION,
-                              seed + 1000, None)
+    model, _, _, _ = fit_sampled(template, columns, yesterday, "negative", CHAMPION_FRACTION,
+                                 seed + 1000, None)
     return model
 
 
@@ -211,8 +238,8 @@ def _one_strategy(template: WeightedCTRModel, columns: ColumnsConfig, source: pd
     record: dict[str, Any] = {"seed": seed, "strategy": strategy, "keep_fraction": fraction}
     p = champion_p if strategy == "loss" else None
     try:
-        model, (seconds, cpu), info = fit_sampled(template, columns, source, strategy,
-                                                  fraction, seed, p)
+        model, (seconds, cpu), info, variants = fit_sampled(template, columns, source,
+                                                            strategy, fraction, seed, p)
     except ParameterError as exc:  # negative below the click share
         print(f"  {strategy} {fraction}: infeasible ({exc.what})", flush=True)
         return {**record, "infeasible": exc.what}
@@ -221,9 +248,13 @@ def _one_strategy(template: WeightedCTRModel, columns: ColumnsConfig, source: pd
     record.update(train_s=seconds, train_cpu_s=cpu,
                   champion_scoring_s=scoring[0] if p is not None else 0.0,
                   **info, **_scores(model, target, source_check))
+    for name, variant in variants.items():
+        record.update({f"{name}_{k}": v for k, v in _scores(variant, target,
+                                                            source_check).items()})
     print(f"  {strategy} {fraction}: {info['kept_rows']} rows, {seconds:.1f} s ({cpu:.1f} CPU "
           f"s), NE "
-          f"{record['target_ne']:.5f}, calibration {record['calibration_ratio']:.3f}",
+          f"{record['target_ne']:.5f} (raw {record['raw_target_ne']:.5f}), calibration "
+          f"{record['calibration_ratio']:.3f} (raw {record['raw_calibration_ratio']:.3f})",
           flush=True)
     return record
 
@@ -231,6 +262,9 @@ def _one_strategy(template: WeightedCTRModel, columns: ColumnsConfig, source: pd
 # ---------------------------------------------------------------------------- summaries
 METRICS = ("train_s", "train_cpu_s", "target_ne", "target_logloss", "calibration_ratio",
            "source_calibration_ratio", "kept_rows")
+#: The same booster without a correction (raw) and with Platt's instead of the intercept.
+VARIANT_METRICS = tuple(f"{v}_{k}" for v in ("raw", "platt") for k in (
+    "target_ne", "target_logloss", "calibration_ratio", "source_calibration_ratio"))
 
 
 def _mean(records: list[dict[str, Any]], key: str) -> float:
@@ -264,12 +298,19 @@ def summarize(scenario: Scenario, rows: int, runs: list[dict[str, Any]]) -> dict
             rs = [r for r in runs if r["strategy"] == strategy and r["keep_fraction"] == fraction]
             entry: dict[str, Any] = {"strategy": strategy, "keep_fraction": fraction}
             if any("infeasible" in r for r in rs):  # the same keys, without numbers
-                strategies.append({**entry, **dict.fromkeys(METRICS), "speedup": None,
+                strategies.append({**entry, **dict.fromkeys(METRICS + VARIANT_METRICS),
+                                   "speedup": None,
                                    "cpu_speedup": None, "work_ratio": None, "ne_vs_full": None,
                                    "infeasible": rs[0]["infeasible"]})
                 continue
             rel = [r["target_ne"] / full[r["seed"]]["target_ne"] - 1 for r in rs]
             entry.update({k: _mean(rs, k) for k in METRICS})
+            if all("raw_target_ne" in r for r in rs):  # runs of before the correction have none
+                entry.update({k: _mean(rs, k) for k in VARIANT_METRICS})
+                for v in ("raw", "platt"):
+                    rel_v = [r[f"{v}_target_ne"] / full[r["seed"]]["target_ne"] - 1 for r in rs]
+                    entry[f"{v}_ne_vs_full"] = float(np.mean(rel_v))
+                    entry[f"{v}_ne_vs_full_se"] = _se(rel_v)
             entry.update(
                 speedup=sum(full[r["seed"]]["train_s"] for r in rs) / sum(r["train_s"]
                                                                           for r in rs),
@@ -310,31 +351,39 @@ def _compare(strategies: list[dict[str, Any]], runs: list[dict[str, Any]], fract
                                      "se": _se(diffs), "seeds": len(diffs)}
 
 
+def _versus(s: dict[str, Any], prefix: str = "") -> str:
+    value, se = s.get(f"{prefix}ne_vs_full"), s.get(f"{prefix}ne_vs_full_se")
+    if value is None:
+        return "–"
+    return f"{100 * value:+.2f} %" + (f" ± {100 * se:.2f}" if se else "")
+
+
 def table(results: dict[str, Any]) -> str:
-    """The Markdown table of time against target NE (every scenario)."""
+    """The Markdown table of time against target NE (every scenario): the served (intercept-
+    corrected) booster, and the raw booster's NE and calibration beside it."""
     lines = ["| scenario | strategy | keep fraction | kept rows | train s (CPU s) | speedup "
              "(CPU) | work ratio | target NE | NE vs full | calibration ratio (target / "
-             "source) |", "|" + "---|" * 10]
+             "source) | raw: NE vs full | raw: calibration ratio (target / source) |",
+             "|" + "---|" * 12]
     for sc in results["scenarios"]:
         f = sc["full"]
         lines.append(f"| {sc['scenario']} | full | 1 | {f['kept_rows']:,.0f} | "
                      f"{f['train_s']:.1f} ({f['train_cpu_s']:.1f}) | 1 | 1 | {f['target_ne']:.5f} "
                      f"| – | {f['calibration_ratio']:.3f} / "
-                     f"{f['source_calibration_ratio']:.3f} |")
+                     f"{f['source_calibration_ratio']:.3f} | – | – |")
         for s in sc["strategies"]:
             if "infeasible" in s:
                 lines.append(f"| {sc['scenario']} | {s['strategy']} | {s['keep_fraction']} | "
-                             "infeasible: keeps every click, fewer rows asked | | | | | | |")
+                             "infeasible: keeps every click, fewer rows asked |" + " |" * 8)
                 continue
-            se = s.get("ne_vs_full_se")
-            versus = f"{100 * s['ne_vs_full']:+.2f} %" + (f" ± {100 * se:.2f}" if se else "")
+            raw = (f"{s['raw_calibration_ratio']:.3f} / {s['raw_source_calibration_ratio']:.3f}"
+                   if s.get("raw_calibration_ratio") is not None else "–")
             lines.append(
                 f"| {sc['scenario']} | {s['strategy']} | {s['keep_fraction']} | "
                 f"{s['kept_rows']:,.0f} | {s['train_s']:.1f} ({s['train_cpu_s']:.1f}) | "
                 f"{s['speedup']:.1f} ({s['cpu_speedup']:.1f}) | {s['work_ratio']:.1f} | "
-                f"{s['target_ne']:.5f} | "
-                f"{versus} | {s['calibration_ratio']:.3f} / "
-                f"{s['source_calibration_ratio']:.3f} |")
+                f"{s['target_ne']:.5f} | {_versus(s)} | {s['calibration_ratio']:.3f} / "
+                f"{s['source_calibration_ratio']:.3f} | {_versus(s, 'raw_')} | {raw} |")
     return "\n".join(lines)
 
 

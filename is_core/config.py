@@ -265,6 +265,12 @@ class TrainConfig(_Strict):
     max_rows: int | None = Field(
         None, ge=1, description="With train.sampling: the expected number of training rows "
         "kept (all rows when there are fewer).")
+    sampling_correction: Literal["intercept", "platt", "none"] = Field(
+        "intercept", description="With train.sampling: how the sampled boosters' calibration is "
+        "corrected on a uniform slice of the training rows held out of the sample (10 %, at "
+        "most 500,000 rows): 'intercept' shifts the logit so the mean prediction matches the "
+        "click rate there (importance-weighted for the weighted booster), 'platt' fits the "
+        "slope too, 'none' only reports the calibration ratio (is_core.ctr.sampling).")
 
     @model_validator(mode="after")
     def _check_sampling(self) -> Self:

@@ -18,6 +18,10 @@ training rows.
 * ``"platt"`` (Platt 1999 on the logit): :math:`g(p) = \sigma(a + b \operatorname{logit} p)`, a
   weighted logistic regression with two parameters; an intercept shift between domains is
   :math:`a` (with :math:`b = 1`), recovered within its standard error.
+* ``"intercept"`` (calibration in the large): :math:`g(p) = \sigma(a + \operatorname{logit} p)`,
+  Platt with the slope fixed at 1; one parameter, solving :math:`\sum_i w_i (y_i - g(p_i)) = 0`,
+  so the weighted mean prediction equals the weighted click rate. The correction of a sampled
+  booster's over-prediction (:mod:`is_core.ctr.sampling`); never chosen by ``"auto"``.
 * ``"isotonic"`` (Zadrozny & Elkan 2002): the weighted isotonic regression of :math:`y` on
   :math:`p`, interpolated linearly and clipped to :math:`[\epsilon, 1 - \epsilon]`; only when
   the weighted sample is large (Kish ESS at least ``min_isotonic_ess``), since it has as many
@@ -32,7 +36,7 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
@@ -44,7 +48,7 @@ from is_core.errors import ParameterError
 __all__ = ["CalibrationMethod", "WeightedCalibrator"]
 
 #: How :class:`WeightedCalibrator` maps probabilities.
-CalibrationMethod = Literal["auto", "platt", "isotonic"]
+CalibrationMethod = Literal["auto", "platt", "isotonic", "intercept"]
 EPS = 1e-6
 
 
@@ -74,12 +78,29 @@ def _fit_platt(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.asarray(result.x, dtype=float)
 
 
+def _fit_intercept(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    r"""(a, 1) with :math:`\sum_i w_i (y_i - \sigma(a + \mathrm{logit}\,p_i)) = 0`: the weighted
+    score equation of the intercept, increasing in :math:`a`, solved by bracketing."""
+    z = _logit(p)
+    target = float(w @ y)
+
+    def score(a: float) -> float:
+        return float(w @ expit(a + z)) - target
+
+    lo, hi = -1.0, 1.0
+    while score(lo) > 0:
+        lo *= 2
+    while score(hi) < 0:
+        hi *= 2
+    return np.array([brentq(score, lo, hi, xtol=1e-12), 1.0])
+
+
 class WeightedCalibrator(BaseEstimator):
     """Importance-weighted recalibration of CTR probabilities (module docstring).
 
     Parameters
     ----------
-    method : {"auto", "platt", "isotonic"}, default "auto"
+    method : {"auto", "platt", "isotonic", "intercept"}, default "auto"
     n_folds : int, default 5
         Folds of the cross-fitted choice between methods (``method="auto"``).
     min_isotonic_ess : float, default 5000
@@ -91,7 +112,7 @@ class WeightedCalibrator(BaseEstimator):
     method_ : str
         The method kept.
     coef_ : ndarray of shape (2,)
-        Platt's (a, b); (0, 1) for isotonic.
+        Platt's (a, b); (a, 1) for the intercept; (0, 1) for isotonic.
     isotonic_x_, isotonic_y_ : ndarray
         The isotonic map's knots (empty for Platt).
     heldout_logloss_ : dict of str to float
@@ -142,8 +163,8 @@ class WeightedCalibrator(BaseEstimator):
 
     def _fit_method(self, method: str, p: np.ndarray, y: np.ndarray, w: np.ndarray) -> Self:
         self.method_ = method
-        if method == "platt":
-            self.coef_ = _fit_platt(p, y, w)
+        if method in ("platt", "intercept"):
+            self.coef_ = (_fit_platt if method == "platt" else _fit_intercept)(p, y, w)
             self.isotonic_x_ = self.isotonic_y_ = np.empty(0)
         else:
             iso = IsotonicRegression(y_min=EPS, y_max=1 - EPS, out_of_bounds="clip").fit(
@@ -156,7 +177,7 @@ class WeightedCalibrator(BaseEstimator):
     def transform(self, p: np.ndarray) -> np.ndarray:
         """The recalibrated probabilities."""
         p = np.asarray(p, dtype=float)
-        if self.method_ == "platt":
+        if self.method_ in ("platt", "intercept"):
             return expit(self.coef_[0] + self.coef_[1] * _logit(p))
         return np.interp(p, self.isotonic_x_, self.isotonic_y_)
 

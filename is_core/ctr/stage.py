@@ -5,7 +5,8 @@ scored on the evaluation rows.
 parameters (final importance weights, then none) and saves both as UBJSON; with
 ``train.sampling`` every candidate is fitted on one importance subsample of the training rows
 (:mod:`is_core.ctr.sampling`), the weighted booster with importance × sampling weights and the
-baseline with the sampling weights alone (:class:`SamplingSummary`);
+baseline with the sampling weights alone, and both are corrected on a uniform slice of the
+training rows held out of the sample (``train.sampling_correction``, :class:`SamplingSummary`);
 :func:`evaluate_models` scores them on :func:`evaluation_rows` with bootstrap intervals and
 paired differences. Each takes its own config section plus the column roles and returns a typed
 summary (:class:`TrainedModels`, :class:`Evaluation`) that Prefect can store as JSON.
@@ -33,7 +34,14 @@ from is_core.ctr.metrics import (
 )
 from is_core.ctr.model import WeightedCTRModel, out_of_fold_predictions
 from is_core.ctr.recalibration import WeightedCalibrator
-from is_core.ctr.sampling import ImportanceSubsampler, combined_weights
+from is_core.ctr.sampling import (
+    ImportanceSubsampler,
+    combined_weights,
+    correction_rows,
+    correction_share,
+    fit_sampling_correction,
+    intercept_standard_error,
+)
 from is_core.data.atomic import write_parquet_atomic
 from is_core.data.features import FeatureSpec
 from is_core.data.io import read_input_files, release_memory
@@ -58,9 +66,6 @@ EvaluatedOn = Literal["target_holdout", "source_split_importance_weighted"]
 #: ParameterError names the argument; the stage re-raises it as a ConfigError naming the key).
 TRAIN_KEYS = {"validation_fraction": "train.validation_fraction",
               "keep_fraction": "train.keep_fraction", "max_rows": "train.max_rows"}
-#: Uniform audit rows of the training rows on which the sampled baseline's calibration ratio is
-#: measured (:class:`SamplingSummary`); its relative standard error is about 1/sqrt(clicks).
-AUDIT_ROWS = 100_000
 EVALUATION_KEYS = {"level": "evaluation.ci_level", "n_boot": "evaluation.n_boot",
                    "n_bins": "evaluation.calibration_bins"}
 
@@ -77,18 +82,24 @@ class TrainedModel(TypedDict):
 
 
 class SamplingSummary(TypedDict):
-    """How the training rows were subsampled (``train.sampling``, :mod:`is_core.ctr.sampling`).
+    r"""How the training rows were subsampled (``train.sampling``, :mod:`is_core.ctr.sampling`).
 
     ``strategy`` is the configured one, ``applied`` the one drawn (``negative`` when ``loss``
     had no usable champion, ``fallback`` says why); ``champion`` the model whose scores set the
     keep probabilities. ``n_rows`` training rows before sampling, ``kept_rows`` after,
-    ``target_rows`` the expected size asked for; ``rate`` is :math:`r` or :math:`c`
+    ``target_rows`` the expected size asked for (``train.keep_fraction`` is a share of the rows
+    not held out for the correction); ``rate`` is :math:`r` or :math:`c`
     (``rate_name``). ``ess``/``ess_fraction``: Kish ESS of the combined weights (importance ×
     sampling, what the weighted booster is fitted with) over the kept rows;
     ``sampling_ess_fraction`` the same of the sampling weights alone (the baseline's);
     ``min_child_weight`` each booster's (``train.weighted_min_child_weight``).
-    ``calibration_ratio``: the sampled baseline's mean prediction over the observed CTR on
-    ``audit_rows`` uniform training rows (kept or not); ``recalibration`` what corrects the
+    ``correction_rows``: the uniform slice of the training rows held out of the sample
+    (:func:`~is_core.ctr.sampling.correction_rows`), on which ``calibration_ratio`` (the sampled
+    baseline's mean prediction over the observed CTR) and ``weighted_calibration_ratio`` (the
+    weighted booster's, both importance-weighted) are measured *before* the correction;
+    ``correction`` is ``train.sampling_correction``, ``correction_coef`` each booster's fitted
+    (a, b) of :math:`\sigma(a + b\,\mathrm{logit}\,p)` and ``correction_se`` the standard error
+    of each intercept (``"intercept"`` only); ``recalibration`` says what corrects the
     calibration.
     """
 
@@ -107,7 +118,11 @@ class SamplingSummary(TypedDict):
     max_sampling_weight: float
     min_child_weight: dict[str, float]
     calibration_ratio: float | None
-    audit_rows: int
+    weighted_calibration_ratio: float | None
+    correction_rows: int
+    correction: str
+    correction_coef: dict[str, list[float]] | None
+    correction_se: dict[str, float] | None
     recalibration: str
     seconds: float
 
@@ -198,6 +213,11 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     models, seconds, calibrator = fit_candidates(
         train, _ctr_model(train, columns, random_state), X, y, final[train_rows], random_state,
         sampling_weight=None if sample is None else sample.weight)
+    if sample is not None:
+        models, correction_seconds = sample.correct(train, models, final, columns.label,
+                                                    random_state)
+        for name in ("weighted", "unweighted"):
+            seconds[name] += correction_seconds
     files = {"weighted": MODEL_FILE, "unweighted": BASELINE_FILE,
              "recalibrated": RECALIBRATED_FILE}
     weighting = {"weighted": "importance", "unweighted": "none",
@@ -207,9 +227,11 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
         meta = {"weighting": weighting[name], **common}
         if calibrator is not None and name == "recalibrated":
             meta["calibration"] = calibrator.to_dict()
+        elif sample is not None and getattr(model, "calibrator_", None) is not None:
+            meta["sampling_correction"] = model.calibrator_.to_dict()
         trained[name] = _saved(model, out_dir / files[name], seconds[name], meta)
     if sample is not None:
-        trained["sampling"] = sample.summary(train, models, final[train_rows], columns.label)
+        trained["sampling"] = sample.summary(train, models, final[train_rows])
     return cast(TrainedModels, trained)
 
 
@@ -318,51 +340,102 @@ def _training_rows(inputs: Inputs, n_source: int, out_dir: Path, random_state: i
 class _Sample:
     """An importance subsample of the training rows (:func:`_draw_sample`): the kept rows'
     frame (CTR features and label; then their encoded features), their source row ids and
-    sampling weights, a uniform audit frame of the training rows, and how it was drawn."""
+    sampling weights, the correction slice held out of it (its rows' CTR features and label,
+    and their source row ids), how it was drawn and, after :meth:`correct`, how the sampled
+    boosters came out on the slice."""
 
     frame: pd.DataFrame
     rows: np.ndarray
     weight: np.ndarray
-    audit: pd.DataFrame
+    held_out: pd.DataFrame
+    held_out_rows: np.ndarray
     sampler: ImportanceSubsampler
     fallback: str | None
     champion: str | None
     seconds: float
+    ratios: dict[str, float | None] | None = None
+    coef: dict[str, list[float]] | None = None
+    se: dict[str, float] | None = None
 
     def metadata(self) -> dict[str, Any]:
         """What a model's ``.meta.json`` records of the sample."""
         s = self.sampler
         return {"strategy": s.strategy, "applied": s.strategy_, "rate_name": s.rate_name_,
                 "rate": s.rate_, "n_rows": s.n_rows_, "kept_rows": len(self.rows),
-                "random_state": s.random_state}
+                "correction_rows": len(self.held_out_rows), "random_state": s.random_state}
+
+    def correct(self, train: TrainConfig, models: dict[str, WeightedCTRModel],
+                final: np.ndarray, label: str, random_state: int
+                ) -> tuple[dict[str, WeightedCTRModel], float]:
+        """Each sampled booster's calibration ratio on the held-out slice (the weighted
+        booster's with the slice's importance weights) and, with ``train.sampling_correction``,
+        the booster with its correction (:func:`~is_core.ctr.sampling.fit_sampling_correction`:
+        importance-weighted for the weighted booster, unweighted for the baseline); the models
+        and the seconds it took. The recalibrated candidate keeps its own calibrator."""
+        started = time.perf_counter()
+        y = self.held_out[label].to_numpy().astype(float)
+        weights = {"weighted": final[self.held_out_rows], "unweighted": np.ones(y.size)}
+        self.ratios, out = {}, dict(models)
+        coef: dict[str, list[float]] = {}
+        se: dict[str, float] = {}
+        for name, w in weights.items():
+            clicks = float(w @ y)
+            if not (y.size and clicks > 0 and clicks < w.sum()):
+                self.ratios[name] = None
+                continue
+            p = models[name].predict_proba(self.held_out)
+            self.ratios[name] = float((w @ p) / clicks)
+            if train.sampling_correction == "none":
+                continue
+            with config_keys(TRAIN_KEYS):
+                calibrator = fit_sampling_correction(train.sampling_correction, p, y, w,
+                                                     random_state)
+            out[name] = models[name].with_calibrator(calibrator)
+            coef[name] = [float(c) for c in calibrator.coef_]
+            if train.sampling_correction == "intercept":
+                se[name] = intercept_standard_error(calibrator.transform(p), y, w)
+        self.coef, self.se = coef or None, se or None
+        return out, time.perf_counter() - started
 
     def summary(self, train: TrainConfig, models: Mapping[str, WeightedCTRModel],
-                importance: np.ndarray, label: str) -> SamplingSummary:
-        """The report's view of the sample, with the fitted boosters' settings and the
-        sampled baseline's calibration ratio on the audit rows."""
+                importance: np.ndarray) -> SamplingSummary:
+        """The report's view of the sample, with the fitted boosters' settings and their
+        calibration on the held-out slice (:meth:`correct`)."""
         s, combined = self.sampler, combined_weights(importance, self.weight)
         ess = effective_sample_size(combined)
-        y_audit = self.audit[label].to_numpy()
-        ratio = (float(models["unweighted"].predict_proba(self.audit).mean() / y_audit.mean())
-                 if y_audit.size and y_audit.any() else None)
-        recalibration = (
-            "the recalibrated candidate's calibrator is fitted on the sampled baseline's "
-            "out-of-fold scores with the combined weights, so it corrects what the shift and "
-            "the sample leave" if train.recalibrate else
-            "none applied: the sampling weights keep the loss unbiased, so no analytic "
-            "re-calibration is needed; a calibration ratio away from 1 is the sample's noise "
-            "(train.recalibrate adds a candidate recalibrated with the combined weights)")
+        ratios = self.ratios or {}
+        n_slice = len(self.held_out_rows)
+        if self.coef:
+            shift = {n: f"a = {c[0]:+.3f}" + (f" ± {self.se[n]:.3f}" if self.se else "")
+                     + ("" if train.sampling_correction == "intercept" else f", b = {c[1]:.3f}")
+                     for n, c in self.coef.items()}
+            recalibration = (
+                f"applied ({train.sampling_correction}): each sampled booster's logit is "
+                f"corrected on the {n_slice:,} training rows held out of the sample, the "
+                "weighted booster's with their importance weights (" + "; ".join(
+                    f"{n} {v}" for n, v in shift.items()) + ")")
+        else:
+            recalibration = (
+                "none applied (train.sampling_correction: none): the sampling weights keep the "
+                "loss unbiased, but a sampled booster's out-of-sample predictions run high; the "
+                "ratios above say by how much")
+        if train.recalibrate:
+            recalibration += ("; the recalibrated candidate's calibrator is fitted on the "
+                              "sampled baseline's out-of-fold scores with the combined weights")
         return SamplingSummary(
             strategy=s.strategy, applied=s.strategy_, fallback=self.fallback,
-            champion=self.champion if s.strategy_ == "loss" else None, n_rows=s.n_rows_,
-            kept_rows=len(self.rows), target_rows=s.target_rows_, rate_name=s.rate_name_,
+            champion=self.champion if s.strategy_ == "loss" else None,
+            n_rows=s.n_rows_ + n_slice, kept_rows=len(self.rows), target_rows=s.target_rows_,
+            rate_name=s.rate_name_,
             rate=s.rate_, ess=ess, ess_fraction=ess / len(combined),
             sampling_ess_fraction=effective_sample_size(self.weight) / len(self.weight),
             max_sampling_weight=float(self.weight.max()),
             min_child_weight={n: float(m.min_child_weight) for n, m in models.items()
                               if n != "recalibrated"},
-            calibration_ratio=ratio, audit_rows=int(y_audit.size),
-            recalibration=recalibration, seconds=self.seconds)
+            calibration_ratio=ratios.get("unweighted"),
+            weighted_calibration_ratio=ratios.get("weighted"), correction_rows=n_slice,
+            correction=train.sampling_correction, correction_coef=self.coef,
+            correction_se=self.se, recalibration=recalibration, seconds=self.seconds)
 
 
 def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
@@ -371,10 +444,11 @@ def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     """Subsample the training rows partition by partition (one input file at a time), before
     any design matrix is built (:mod:`is_core.ctr.sampling`).
 
-    A first pass reads each partition's labels (and, for ``loss``, scores it with the champion)
-    and solves the rate from the whole source; a second pass reads each partition's CTR
-    features again and keeps its drawn rows, and a uniform audit sample of at most
-    :data:`AUDIT_ROWS` training rows (its own seeds), so only the sample is ever held.
+    A first pass reads each partition's labels (and, for ``loss``, scores it with the champion),
+    holds out each partition's correction slice (:func:`~is_core.ctr.sampling.correction_rows`,
+    a uniform share of the training rows with its own seeds) and solves the rate from the
+    remaining rows of the whole source; a second pass reads each partition's CTR features again
+    and keeps its drawn rows and its slice, so only the sample and the slice are ever held.
     """
     started = time.perf_counter()
     scorer, fallback = _champion_scorer(train, columns, champion)
@@ -391,30 +465,36 @@ def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     _require_rows(int(offsets[-1]), n_source)
     in_train = np.zeros(n_source, dtype=bool)
     in_train[train_rows] = True
-    y_all = np.concatenate(labels)
-    p_all = np.concatenate(scores)[in_train] if scores else None
+    share = correction_share(len(train_rows))
+    eligible, held = [], []  # per partition: positions of the rows to sample, of the slice
+    for k in range(len(files)):
+        local = np.flatnonzero(in_train[offsets[k]:offsets[k + 1]])
+        mask = correction_rows(local.size, share, random_state=random_state, partition=k)
+        eligible.append(local[~mask])
+        held.append(local[mask])
     sampler = ImportanceSubsampler(train.sampling, train.keep_fraction, train.max_rows,
                                    random_state=random_state)
     with config_keys(TRAIN_KEYS):
-        sampler.fit(y_all[in_train], p_all)
-    audit_rate = min(1.0, AUDIT_ROWS / max(len(train_rows), 1))
-    kept_parts, rows, weights, audits = [], [], [], []
+        sampler.fit(np.concatenate([labels[k][e] for k, e in enumerate(eligible)]),
+                    np.concatenate([scores[k][e] for k, e in enumerate(eligible)])
+                    if scores else None)
+    kept_parts, rows, weights, slices, slice_rows = [], [], [], [], []
     features = [*columns.ctr_numeric, *columns.ctr_categorical, columns.label]
     for k, file in enumerate(files):
-        local = np.flatnonzero(in_train[offsets[k]:offsets[k + 1]])
+        local = eligible[k]
         kept, w = sampler.sample_partition(labels[k][local], scores[k][local] if scores else None,
                                            partition=k)
-        audit = local[np.random.default_rng([random_state, k, 1]).random(local.size)
-                      < audit_rate]
         part = read_input_files([file], features, role="source")
         kept_parts.append(part.iloc[local[kept]])
-        audits.append(part.iloc[audit])
+        slices.append(part.iloc[held[k]])
         rows.append(offsets[k] + local[kept])
+        slice_rows.append(offsets[k] + held[k])
         weights.append(w)
         del part
     frame = pd.concat(kept_parts, ignore_index=True) if len(kept_parts) > 1 else kept_parts[0]
     return _Sample(frame=frame, rows=np.concatenate(rows), weight=np.concatenate(weights),
-                   audit=pd.concat(audits, ignore_index=True), sampler=sampler,
+                   held_out=pd.concat(slices, ignore_index=True),
+                   held_out_rows=np.concatenate(slice_rows), sampler=sampler,
                    fallback=fallback or sampler.fallback_, champion=champion,
                    seconds=time.perf_counter() - started)
 

@@ -167,7 +167,6 @@ def sampling_lines(report: dict[str, Any]) -> list[str]:
     if not s:
         return []
     rate = {"r": "non-click keep rate r", "c": "loss scale c"}.get(s["rate_name"], "rate")
-    ratio = s.get("calibration_ratio")
     lines = [
         f"Strategy `{s['applied']}`" + (f" (configured `{s['strategy']}`: {s['fallback']})"
                                         if s.get("fallback") else "")
@@ -178,11 +177,23 @@ def sampling_lines(report: dict[str, Any]) -> list[str]:
         f"{s['ess']:,.0f} (ESS/n = {s['ess_fraction']:.3f}); of the sampling weights alone "
         f"(the baseline's): ESS/n = {s['sampling_ess_fraction']:.3f}; min_child_weight "
         + ", ".join(f"{n} {v:.3g}" for n, v in sorted(s["min_child_weight"].items())) + ".",
-        ("Calibration ratio of the sampled baseline on " f"{s['audit_rows']:,} uniform "
-         f"training rows: {ratio:.3f}" if ratio is not None else "Calibration ratio: n/a")
-        + f". Re-calibration: {s['recalibration']}.",
+        _held_out_calibration(s) + f" Correction: {s['recalibration']}.",
     ]
     return lines
+
+
+def _held_out_calibration(s: dict[str, Any]) -> str:
+    """The sampled boosters' calibration ratios on the slice held out of the sample (before the
+    correction)."""
+    ratios = [f"{label} {s[key]:.3f}" for key, label in
+              (("calibration_ratio", "baseline"),
+               ("weighted_calibration_ratio", "weighted booster (importance-weighted)"))
+              if s.get(key) is not None]
+    if not ratios:
+        return "Calibration ratio on the held-out rows: n/a (no clicks there)."
+    return (f"Calibration ratio (mean prediction / click rate) before the correction, on the "
+            f"{s['correction_rows']:,} training rows held out of the sample: "
+            + ", ".join(ratios) + ".")
 
 
 def candidates_table(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -61,6 +61,29 @@ class TestWeightedPlatt:
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+class TestIntercept:
+    @pytest.mark.parametrize("seed", [0, 1])
+    def test_recovers_a_known_intercept_shift_within_its_sandwich_error(self, seed):
+        from is_core.ctr.sampling import intercept_standard_error
+
+        gamma = 0.7
+        p, y, w, _ = _shifted_world(40_000, gamma, seed)
+        cal = WeightedCalibrator("intercept").fit(p, y, w)
+        a, b = cal.coef_
+        se = intercept_standard_error(cal.transform(p), y, w)
+        assert b == 1.0 and abs(a - gamma) < 4 * se
+        # the weighted mean prediction equals the weighted click rate
+        assert w @ cal.transform(p) == pytest.approx(w @ y, rel=1e-9)
+
+    def test_round_trips_and_ignores_the_scale_of_the_weights(self):
+        p, y, w, _ = _shifted_world(5000, 0.5, 3)
+        cal = WeightedCalibrator("intercept").fit(p, y, w)
+        again = WeightedCalibrator.from_dict(cal.to_dict())
+        np.testing.assert_allclose(again.transform(p), cal.transform(p))
+        np.testing.assert_allclose(WeightedCalibrator("intercept").fit(p, y, 7 * w).coef_,
+                                   cal.coef_, atol=1e-9)
+
+
 class TestChoice:
     def test_auto_keeps_platt_when_the_map_is_logistic(self):
         p, y, w, _ = _shifted_world(20_000, 0.7, 4)

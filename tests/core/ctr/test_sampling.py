@@ -15,16 +15,22 @@ from hypothesis import strategies as st
 from is_core.config import IsbenchConfig, TrainConfig
 from is_core.ctr.model import WeightedCTRModel, metadata_path
 from is_core.ctr.sampling import (
+    CORRECTION_ROWS,
+    CORRECTION_SHARE,
     ImportanceSubsampler,
     combined_weights,
+    correction_rows,
+    correction_share,
     draw_partition,
+    fit_sampling_correction,
     gradient_scores,
+    intercept_standard_error,
     keep_probabilities,
     loss_rate,
     negative_rate,
     partition_seed,
 )
-from is_core.ctr.stage import train_models
+from is_core.ctr.stage import train_models, weighted_template
 from is_core.data.stage import locate_inputs
 from is_core.errors import ConfigError, ParameterError
 from is_core.report.content import sampling_lines
@@ -268,12 +274,44 @@ class TestTrainStage:
         assert s["rate_name"] == "r" and 0 < s["rate"] < 0.3
         assert 0 < s["ess_fraction"] <= 1 and 0 < s["sampling_ess_fraction"] <= 1
         assert s["calibration_ratio"] is not None and 0.5 < s["calibration_ratio"] < 2
-        assert s["audit_rows"] == s["n_rows"]  # fewer training rows than AUDIT_ROWS
+        assert s["weighted_calibration_ratio"] is not None
+        # a tenth of the training rows is held out for the correction, the rest is sampled
+        n, held = s["n_rows"], s["correction_rows"]
+        assert abs(held - CORRECTION_SHARE * n) < 4 * np.sqrt(n * 0.1 * 0.9)
+        assert abs(s["kept_rows"] - 0.3 * (n - held)) < 4 * np.sqrt(n)
         for name in ("weighted", "unweighted"):
             assert negative_run[name]["n_train"] + negative_run[name]["n_valid"] == \
                 s["kept_rows"]
         lines = sampling_lines({"sampling": s})
         assert "kept" in lines[0] and "ESS/n" in lines[1] and "Calibration ratio" in lines[2]
+        assert "held out of the sample" in lines[2] and "applied (intercept)" in lines[2]
+
+    def test_the_sampled_boosters_are_saved_with_their_correction(self, stage_setup,
+                                                                  negative_run):
+        """Each sampled booster carries its intercept correction inside the UBJSON file (and
+        its .meta.json); the recalibrated candidate keeps its own calibrator of the raw
+        baseline."""
+        s = negative_run["sampling"]
+        assert s["correction"] == "intercept" and set(s["correction_coef"]) == {
+            "weighted", "unweighted"}
+        for name in ("weighted", "unweighted"):
+            model = WeightedCTRModel.load(negative_run[name]["path"])
+            assert model.calibrator_.method_ == "intercept"
+            a, b = s["correction_coef"][name]
+            assert model.calibrator_.coef_.tolist() == [a, b] and b == 1.0
+            assert s["correction_se"][name] > 0
+            meta = json.loads(metadata_path(negative_run[name]["path"]).read_text())
+            assert meta["sampling_correction"]["method"] == "intercept"
+        recalibrated = WeightedCTRModel.load(negative_run["recalibrated"]["path"])
+        assert recalibrated.calibrator_.method_ in ("platt", "isotonic")
+
+    def test_without_a_correction_only_the_ratios_are_reported(self, stage_setup):
+        run = _train(stage_setup, "uncorrected", sampling_correction="none", recalibrate=False)
+        s = run["sampling"]
+        assert s["correction_coef"] is None and s["calibration_ratio"] is not None
+        assert getattr(WeightedCTRModel.load(run["unweighted"]["path"]), "calibrator_",
+                       None) is None
+        assert "none applied" in sampling_lines({"sampling": s})[2]
 
     def test_the_combined_weights_feed_the_min_child_weight_gate(self, stage_setup,
                                                                  negative_run):
@@ -300,3 +338,61 @@ class TestTrainStage:
         fallback = _train(stage_setup, "loss-fallback", champion=str(broken), sampling="loss",
                           recalibrate=False, n_estimators=5)["sampling"]
         assert fallback["applied"] == "negative" and "could not be loaded" in fallback["fallback"]
+
+
+# ---------------------------------------------------------------------------- the correction
+class TestCorrectionSlice:
+    def test_the_share_is_a_tenth_capped_at_the_row_limit(self):
+        assert correction_share(1000) == CORRECTION_SHARE
+        assert correction_share(100 * CORRECTION_ROWS) * 100 * CORRECTION_ROWS == \
+            pytest.approx(CORRECTION_ROWS)
+
+    def test_the_slice_is_seeded_per_partition_and_of_its_share(self):
+        n, share = 200_000, 0.1
+        a = correction_rows(n, share, random_state=3, partition=1)
+        assert np.array_equal(a, correction_rows(n, share, random_state=3, partition=1))
+        assert not np.array_equal(a, correction_rows(n, share, random_state=3, partition=2))
+        assert abs(a.sum() - share * n) < 4 * np.sqrt(n * share * (1 - share))
+        # its own stream: the sample's uniforms of the same partition are independent of it
+        u = np.random.default_rng(partition_seed(3, 1)).random(n)
+        assert abs(np.corrcoef(a, u)[0, 1]) < 4 / np.sqrt(n)
+
+
+def _logistic_world(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Five standard normal features, P(click | x) = expit(-3.5 + x . beta) (CTR about 6 %):
+    the features, the labels and the exact click probabilities."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5))
+    p = 1 / (1 + np.exp(-(-3.5 + x @ np.array([0.9, -0.7, 0.5, 0.4, -0.3]))))
+    return (pd.DataFrame(x, columns=[f"x{j}" for j in range(5)]),
+            (rng.random(n) < p).astype("int8"), p)
+
+
+class TestCorrectionAgainstTruth:
+    def test_the_intercept_removes_the_sampled_boosters_over_prediction(self):
+        """Negative downsampling at r = 0.05 with weights 1/r is unbiased in the loss, yet the
+        booster's out-of-sample mean prediction runs high (a leaf's click rate is convex in its
+        sampled non-click mass). The intercept fitted on a held-out uniform slice brings the
+        mean prediction on fresh rows to the exact CTR within its standard error; the raw
+        booster is further away than that."""
+        X, y, _ = _logistic_world(400_000, 0)
+        held = correction_rows(len(y), 0.1, random_state=0, partition=0)
+        rows = np.flatnonzero(~held)
+        sampler = ImportanceSubsampler("negative", keep_fraction=0.05 + 0.95 * 0.05).fit(y[rows])
+        kept, w = sampler.sample_partition(y[rows], partition=0)
+        w = combined_weights(None, w)
+        template = WeightedCTRModel(numeric=list(X.columns), n_estimators=150,
+                                    learning_rate=0.1, max_depth=6, early_stopping_rounds=20,
+                                    n_jobs=1, random_state=0)
+        model = weighted_template(template, w, "ess").fit(X.iloc[rows[kept]], y[rows[kept]],
+                                                          sample_weight=w)
+        slice_X, slice_y = X[held], y[held].astype(float)
+        p_slice = model.predict_proba(slice_X)
+        calibrator = fit_sampling_correction("intercept", p_slice, slice_y)
+        se = intercept_standard_error(calibrator.transform(p_slice), slice_y)
+        fresh, _, truth = _logistic_world(200_000, 1)
+        raw = model.predict_proba(fresh).mean() / truth.mean()
+        corrected = model.with_calibrator(calibrator).predict_proba(fresh).mean() / truth.mean()
+        # the intercept's relative error carries over to the ratio (fresh rows add ~0.2 %)
+        assert abs(corrected - 1) < 4 * se + 0.01
+        assert raw - 1 > 3 * se
