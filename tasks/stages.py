@@ -256,7 +256,7 @@ def train_models(config: IsbenchConfig, inputs: Inputs, weights: WeightsResult,
                                random_state=config.random_state,
                                metadata={"weights_config": config.weights.model_dump(),
                                          "proposal_config": config.proposal.model_dump()},
-                               cluster=cluster))
+                               cluster=cluster, champion=champion))
     sampling = out.get("sampling")
     if sampling is not None:
         get_run_logger().info("sampling %s: kept %d of %d training rows (%s = %.4g), ESS/n of "

@@ -90,8 +90,9 @@ summing to the source's :math:`N` rows instead of the sample's :math:`n` would w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal, Self
 
 import numpy as np
@@ -105,15 +106,18 @@ __all__ = [
     "CORRECTION_ROWS",
     "CORRECTION_SHARE",
     "ImportanceSubsampler",
+    "ScoreSums",
     "combined_weights",
     "correction_rows",
     "correction_share",
     "draw_partition",
     "fit_sampling_correction",
+    "gradient_magnitude",
     "gradient_scores",
     "intercept_standard_error",
     "keep_probabilities",
     "loss_rate",
+    "loss_rate_from_sums",
     "negative_rate",
     "partition_seed",
 ]
@@ -172,6 +176,64 @@ def loss_rate(scores: np.ndarray, target_rows: float) -> float:
     return float(c[first])
 
 
+@dataclass(frozen=True)
+class ScoreSums:
+    r"""What :func:`loss_rate_from_sums` needs of the scores at a trial rate :math:`c`, summed
+    over partitions: how many rows :math:`c` caps (:math:`c\,s_i > 1`), the sum of the other
+    rows' scores, and the smallest score."""
+
+    capped: int
+    uncapped_sum: float
+    smallest: float
+
+    @classmethod
+    def of(cls, scores: np.ndarray, rate: float) -> ScoreSums:
+        """One partition's sums (no rows: zero, zero and +inf)."""
+        s = np.asarray(scores, dtype=float)
+        capped = rate * s > 1.0
+        return cls(int(capped.sum()), float(s[~capped].sum()),
+                   float(s.min()) if s.size else float("inf"))
+
+    def __add__(self, other: ScoreSums) -> ScoreSums:
+        return ScoreSums(self.capped + other.capped, self.uncapped_sum + other.uncapped_sum,
+                         min(self.smallest, other.smallest))
+
+
+def loss_rate_from_sums(score_sums: Callable[[float], ScoreSums], target_rows: float,
+                        n_rows: int) -> float:
+    r""":func:`loss_rate`'s :math:`c` from partition sums only: ``score_sums(c)`` is the
+    :class:`ScoreSums` of all ``n_rows`` scores at :math:`c`.
+
+    The capped set is found by a fixed-point iteration: start with no row capped,
+    :math:`c_0 = m / \sum_i s_i`; then cap the rows with :math:`c_j s_i > 1` (:math:`k_{j+1}` of
+    them) and set :math:`c_{j+1} = (m - k_{j+1}) / \sum_{\text{uncapped}} s_i`, until no new
+    row is capped. Every :math:`c_j` is a lower bound of the solution :math:`c^*`
+    (:math:`F(c) = \sum_i \min(1, c s_i) \le k + c \sum_{\text{others}} s_i` for any set of
+    :math:`k` rows, so :math:`F(c_j) \le m`), the capped set only grows, so the iteration
+    stops after at most ``n_rows`` steps (a handful in practice, one pass over the partitions
+    each) at the closed form :func:`loss_rate` finds: the same :math:`k` largest scores capped,
+    :math:`c = (m - k) / \sum_{j \ge k} s_{(j)}`, equal up to the order of the sums.
+    """
+    first = score_sums(0.0)
+    if not (n_rows > 0 and first.smallest > 0):
+        raise ParameterError("importance scores must be positive and non-empty",
+                             fix="pass gradient_scores(...) of the rows to sample",
+                             parameter="scores")
+    if target_rows >= n_rows:
+        return float(1.0 / first.smallest)  # every row capped: keep all
+    if not target_rows > 0:
+        raise ParameterError(f"target_rows={target_rows!r} must be positive",
+                             fix="ask for at least one row", parameter="target_rows")
+    sums = first
+    for _ in range(n_rows + 1):
+        rate = (target_rows - sums.capped) / sums.uncapped_sum
+        after = score_sums(rate)
+        if after.capped == sums.capped:
+            return float(rate)
+        sums = after
+    raise AssertionError("the capped set grows at every step: unreachable")
+
+
 def gradient_scores(y: np.ndarray, p: np.ndarray, mean_gradient: float,
                     uniform_share: float) -> np.ndarray:
     r""":math:`s_i = (1-\alpha)|y_i - \hat p_i| + \alpha \bar g` (module docstring), with
@@ -179,6 +241,13 @@ def gradient_scores(y: np.ndarray, p: np.ndarray, mean_gradient: float,
     over every row to sample (:attr:`ImportanceSubsampler.mean_gradient_`), not only this
     partition's."""
     return (1 - uniform_share) * _gradient(y, p) + uniform_share * mean_gradient
+
+
+def gradient_magnitude(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:math:`|y - \\hat p|` of each row, the probabilities clipped (module docstring): the
+    ``"loss"`` score before its defensive mixture; :math:`\\bar g` is its mean over every row
+    to sample."""
+    return _gradient(y, p)
 
 
 def _gradient(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -308,6 +377,8 @@ class ImportanceSubsampler(BaseEstimator):
         :math:`\\bar g` of the ``"loss"`` scores.
     """
 
+    mean_gradient_: float | None  # set by fit: None but for "loss"
+
     def __init__(self, strategy: SamplingStrategy = "negative",
                  keep_fraction: float | None = None, max_rows: int | None = None,
                  uniform_share: float = 0.2, random_state: int = 0) -> None:
@@ -326,9 +397,45 @@ class ImportanceSubsampler(BaseEstimator):
         if not np.isin(y, (0, 1)).all():
             raise ParameterError("click labels must be 0 or 1", fix="map the label to 0/1",
                                  parameter="y")
-        self.n_rows_, self.n_clicks_ = int(y.size), int(y.sum())
+        self._start(int(y.size), int(y.sum()), has_scores=p is not None)
+        if self.strategy_ == "loss":
+            assert p is not None  # the fallback of _start
+            p = np.asarray(p, dtype=float)
+            check_length(p, y.size, parameter="p", noun="probabilities", per="labels")
+            self._check_uniform_share()
+            self.mean_gradient_ = float(_gradient(y, p).mean())
+            with self._size_key():
+                self.rate_ = loss_rate(self.scores(y, p), self.target_rows_)
+        return self
+
+    def fit_sums(self, n_rows: int, n_clicks: int, gradient_sum: float | None = None,
+                 score_sums: Callable[[ImportanceSubsampler, float], ScoreSums] | None = None
+                 ) -> Self:
+        r""":meth:`fit` from sums over partitions, for rows that are never held in one place
+        (the Dask engine): ``n_rows`` rows to sample with ``n_clicks`` clicks; for ``"loss"``
+        (None: fall back to ``"negative"``) the sum of the rows' :math:`|y - \hat p|`
+        (``gradient_sum``, clipped as :func:`gradient_scores` clips) and ``score_sums``, which
+        returns the :class:`ScoreSums` of every row's score under this sampler (its
+        :attr:`mean_gradient_` set) at a trial rate :math:`c` (:func:`loss_rate_from_sums`).
+        The same fit as :meth:`fit` of the rows, up to the order of floating-point sums."""
+        check_choice(self.strategy, SamplingStrategy, parameter="strategy")
+        has_scores = gradient_sum is not None and score_sums is not None
+        self._start(int(n_rows), int(n_clicks), has_scores=has_scores)
+        if self.strategy_ == "loss":
+            assert gradient_sum is not None and score_sums is not None  # _start's fallback
+            self._check_uniform_share()
+            self.mean_gradient_ = float(gradient_sum / max(n_rows, 1))
+            with self._size_key():
+                self.rate_ = loss_rate_from_sums(lambda c: score_sums(self, c),
+                                                 self.target_rows_, self.n_rows_)
+        return self
+
+    def _start(self, n_rows: int, n_clicks: int, *, has_scores: bool) -> None:
+        """The counts, the strategy applied (``"loss"`` without scores falls back), the target
+        size and the rate of ``"none"`` and ``"negative"`` (``"loss"``'s is solved after)."""
+        self.n_rows_, self.n_clicks_ = n_rows, n_clicks
         self.strategy_, self.fallback_, self.mean_gradient_ = self.strategy, None, None
-        if self.strategy == "loss" and p is None:
+        if self.strategy == "loss" and not has_scores:
             self.strategy_ = "negative"
             self.fallback_ = "no champion scores: sampled with 'negative' instead"
         self.target_rows_ = self._target_rows()
@@ -339,18 +446,13 @@ class ImportanceSubsampler(BaseEstimator):
             with self._size_key():
                 self.rate_ = negative_rate(self.n_rows_, self.n_clicks_, self.target_rows_)
         else:
-            assert p is not None  # the fallback above
-            p = np.asarray(p, dtype=float)
-            check_length(p, y.size, parameter="p", noun="probabilities", per="labels")
-            if not 0 < self.uniform_share <= 1:
-                raise ParameterError(f"uniform_share={self.uniform_share!r} must be in (0, 1]",
-                                     fix="pass the defensive mixture's share, e.g. 0.2",
-                                     parameter="uniform_share")
-            self.mean_gradient_ = float(_gradient(y, p).mean())
             self.rate_name_ = "c"
-            with self._size_key():
-                self.rate_ = loss_rate(self.scores(y, p), self.target_rows_)
-        return self
+
+    def _check_uniform_share(self) -> None:
+        if not 0 < self.uniform_share <= 1:
+            raise ParameterError(f"uniform_share={self.uniform_share!r} must be in (0, 1]",
+                                 fix="pass the defensive mixture's share, e.g. 0.2",
+                                 parameter="uniform_share")
 
     def _target_rows(self) -> float:
         """The expected sample size from ``keep_fraction`` or ``max_rows``."""

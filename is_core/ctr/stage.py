@@ -191,7 +191,7 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
         del source
     else:
         train_rows = _training_rows(inputs, len(final), out_dir, random_state)
-        sample = _draw_sample(train, columns, inputs, train_rows, len(final), random_state,
+        sample = _draw_sample(train, columns, inputs, train_rows, final, random_state,
                               champion)
         frame, train_rows = sample.frame, sample.rows
     y = frame[columns.label].to_numpy()
@@ -209,29 +209,37 @@ def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
                                                  for r, v in inputs["roles"].items()},
               "run_date": inputs["run_date"], "exposure_features": list(columns.exposure)}
     if sample is not None:
-        common["sampling"] = sample.metadata()
+        common["sampling"] = sample.drawn.metadata()
     models, seconds, calibrator = fit_candidates(
         train, _ctr_model(train, columns, random_state), X, y, final[train_rows], random_state,
         sampling_weight=None if sample is None else sample.weight)
     if sample is not None:
-        models, correction_seconds = sample.correct(train, models, final, columns.label,
-                                                    random_state)
+        models, correction_seconds = sample.drawn.correct(train, models, columns.label,
+                                                          random_state)
         for name in ("weighted", "unweighted"):
             seconds[name] += correction_seconds
+    return save_candidates(models, seconds, calibrator, common, out_dir,
+                           None if sample is None else sample.drawn.summary(train, models))
+
+
+def save_candidates(models: Mapping[str, WeightedCTRModel], seconds: Mapping[str, float],
+                    calibrator: WeightedCalibrator | None, common: Mapping[str, Any],
+                    out_dir: Path, sampling: SamplingSummary | None = None) -> TrainedModels:
+    """Save each candidate as UBJSON in ``out_dir`` (both engines): its ``.meta.json`` holds
+    ``common``, its weighting and its calibrator (the recalibrated candidate's, or a sampled
+    booster's correction); the stage's :class:`TrainedModels`."""
     files = {"weighted": MODEL_FILE, "unweighted": BASELINE_FILE,
              "recalibrated": RECALIBRATED_FILE}
     weighting = {"weighted": "importance", "unweighted": "none",
                  "recalibrated": "recalibration"}
-    trained: dict[str, Any] = {"recalibrated": None, "sampling": None}
+    trained: dict[str, Any] = {"recalibrated": None, "sampling": sampling}
     for name, model in models.items():
         meta = {"weighting": weighting[name], **common}
         if calibrator is not None and name == "recalibrated":
             meta["calibration"] = calibrator.to_dict()
-        elif sample is not None and getattr(model, "calibrator_", None) is not None:
+        elif sampling is not None and getattr(model, "calibrator_", None) is not None:
             meta["sampling_correction"] = model.calibrator_.to_dict()
         trained[name] = _saved(model, out_dir / files[name], seconds[name], meta)
-    if sample is not None:
-        trained["sampling"] = sample.summary(train, models, final[train_rows])
     return cast(TrainedModels, trained)
 
 
@@ -308,9 +316,15 @@ def weighted_template(template: WeightedCTRModel, w: np.ndarray, policy: str
     for a click, :math:`1/r` for a non-click), so the baseline is scaled too: its leaves would
     otherwise fit the sampling noise, which pushes its predictions up (:mod:`is_core.ctr.sampling`).
     """
+    return scaled_template(template, effective_sample_size(w) / len(w), policy)
+
+
+def scaled_template(template: WeightedCTRModel, ess_fraction: float, policy: str
+                    ) -> WeightedCTRModel:
+    """:func:`weighted_template` from the weights' Kish ESS/n (``ess_fraction``), for weights
+    that are never in one place (the Dask engine sums them over partitions)."""
     model = clone(template)
     if policy == "ess":
-        ess_fraction = effective_sample_size(w) / len(w)
         model.set_params(min_child_weight=template.min_child_weight / ess_fraction)
     return model
 
@@ -336,22 +350,62 @@ def _training_rows(inputs: Inputs, n_source: int, out_dir: Path, random_state: i
 
 
 # ---------------------------------------------------------------------------- subsampling
-@dataclass
-class _Sample:
-    """An importance subsample of the training rows (:func:`_draw_sample`): the kept rows'
-    frame (CTR features and label; then their encoded features), their source row ids and
-    sampling weights, the correction slice held out of it (its rows' CTR features and label,
-    and their source row ids), how it was drawn and, after :meth:`correct`, how the sampled
-    boosters came out on the slice."""
+@dataclass(frozen=True)
+class SampleWeightSums:
+    """Sums over an importance subsample's kept rows of their sampling weights :math:`1/\\pi`
+    and of their combined weights (importance × sampling, before the scaling to mean 1), which
+    add up over partitions: the Kish ESS and the means of both, on either engine."""
 
-    frame: pd.DataFrame
-    rows: np.ndarray
-    weight: np.ndarray
-    held_out: pd.DataFrame
-    held_out_rows: np.ndarray
+    n: int
+    sampling: float
+    sampling_squares: float
+    combined: float
+    combined_squares: float
+    max_sampling: float
+
+    @classmethod
+    def of(cls, importance: np.ndarray, sampling_weight: np.ndarray) -> SampleWeightSums:
+        """The sums of one partition's (or a whole sample's) kept rows."""
+        s = np.asarray(sampling_weight, dtype=float)
+        c = s * np.asarray(importance, dtype=float)
+        return cls(int(s.size), float(s.sum()), float(s @ s), float(c.sum()), float(c @ c),
+                   float(s.max()) if s.size else 0.0)
+
+    def __add__(self, other: SampleWeightSums) -> SampleWeightSums:
+        return SampleWeightSums(
+            self.n + other.n, self.sampling + other.sampling,
+            self.sampling_squares + other.sampling_squares, self.combined + other.combined,
+            self.combined_squares + other.combined_squares,
+            max(self.max_sampling, other.max_sampling))
+
+    @property
+    def ess(self) -> float:
+        """Kish ESS :math:`(\\sum w)^2 / \\sum w^2` of the combined weights."""
+        return min(self.combined**2 / self.combined_squares, self.n) if self.n else 0.0
+
+    @property
+    def sampling_ess(self) -> float:
+        """Kish ESS of the sampling weights alone (the baseline's)."""
+        return min(self.sampling**2 / self.sampling_squares, self.n) if self.n else 0.0
+
+
+@dataclass
+class DrawnSample:
+    """What either engine keeps of an importance subsample once drawn: how it was drawn (the
+    fitted sampler, a fallback, the champion), the kept rows' :class:`SampleWeightSums`, the
+    correction slice held out of it (its rows' CTR features and label, their source row ids
+    and importance weights, gathered in one place: at most
+    :data:`~is_core.ctr.sampling.CORRECTION_ROWS` rows) and, after :meth:`correct`, how the
+    sampled boosters came out on the slice. The kept rows themselves stay with the engine (in
+    memory for the local one, on the workers for Dask)."""
+
     sampler: ImportanceSubsampler
     fallback: str | None
     champion: str | None
+    sums: SampleWeightSums
+    held_out: pd.DataFrame
+    held_out_rows: np.ndarray
+    held_out_weight: np.ndarray
     seconds: float
     ratios: dict[str, float | None] | None = None
     coef: dict[str, list[float]] | None = None
@@ -361,12 +415,11 @@ class _Sample:
         """What a model's ``.meta.json`` records of the sample."""
         s = self.sampler
         return {"strategy": s.strategy, "applied": s.strategy_, "rate_name": s.rate_name_,
-                "rate": s.rate_, "n_rows": s.n_rows_, "kept_rows": len(self.rows),
+                "rate": s.rate_, "n_rows": s.n_rows_, "kept_rows": self.sums.n,
                 "correction_rows": len(self.held_out_rows), "random_state": s.random_state}
 
-    def correct(self, train: TrainConfig, models: dict[str, WeightedCTRModel],
-                final: np.ndarray, label: str, random_state: int
-                ) -> tuple[dict[str, WeightedCTRModel], float]:
+    def correct(self, train: TrainConfig, models: dict[str, WeightedCTRModel], label: str,
+                random_state: int) -> tuple[dict[str, WeightedCTRModel], float]:
         """Each sampled booster's calibration ratio on the held-out slice (the weighted
         booster's with the slice's importance weights) and, with ``train.sampling_correction``,
         the booster with its correction (:func:`~is_core.ctr.sampling.fit_sampling_correction`:
@@ -374,7 +427,7 @@ class _Sample:
         and the seconds it took. The recalibrated candidate keeps its own calibrator."""
         started = time.perf_counter()
         y = self.held_out[label].to_numpy().astype(float)
-        weights = {"weighted": final[self.held_out_rows], "unweighted": np.ones(y.size)}
+        weights = {"weighted": self.held_out_weight, "unweighted": np.ones(y.size)}
         self.ratios, out = {}, dict(models)
         coef: dict[str, list[float]] = {}
         se: dict[str, float] = {}
@@ -397,12 +450,12 @@ class _Sample:
         self.coef, self.se = coef or None, se or None
         return out, time.perf_counter() - started
 
-    def summary(self, train: TrainConfig, models: Mapping[str, WeightedCTRModel],
-                importance: np.ndarray) -> SamplingSummary:
+    def summary(self, train: TrainConfig, models: Mapping[str, WeightedCTRModel]
+                ) -> SamplingSummary:
         """The report's view of the sample, with the fitted boosters' settings and their
         calibration on the held-out slice (:meth:`correct`)."""
-        s, combined = self.sampler, combined_weights(importance, self.weight)
-        ess = effective_sample_size(combined)
+        s, sums = self.sampler, self.sums
+        ess = sums.ess
         ratios = self.ratios or {}
         n_slice = len(self.held_out_rows)
         if self.coef:
@@ -425,11 +478,11 @@ class _Sample:
         return SamplingSummary(
             strategy=s.strategy, applied=s.strategy_, fallback=self.fallback,
             champion=self.champion if s.strategy_ == "loss" else None,
-            n_rows=s.n_rows_ + n_slice, kept_rows=len(self.rows), target_rows=s.target_rows_,
+            n_rows=s.n_rows_ + n_slice, kept_rows=sums.n, target_rows=s.target_rows_,
             rate_name=s.rate_name_,
-            rate=s.rate_, ess=ess, ess_fraction=ess / len(combined),
-            sampling_ess_fraction=effective_sample_size(self.weight) / len(self.weight),
-            max_sampling_weight=float(self.weight.max()),
+            rate=s.rate_, ess=ess, ess_fraction=ess / sums.n,
+            sampling_ess_fraction=sums.sampling_ess / sums.n,
+            max_sampling_weight=sums.max_sampling,
             min_child_weight={n: float(m.min_child_weight) for n, m in models.items()
                               if n != "recalibrated"},
             calibration_ratio=ratios.get("unweighted"),
@@ -438,8 +491,20 @@ class _Sample:
             correction_se=self.se, recalibration=recalibration, seconds=self.seconds)
 
 
+@dataclass
+class _Sample:
+    """The local engine's importance subsample (:func:`_draw_sample`): the kept rows' frame
+    (CTR features and label; then their encoded features), their source row ids and sampling
+    weights, and what both engines keep of it (:class:`DrawnSample`)."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    weight: np.ndarray
+    drawn: DrawnSample
+
+
 def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
-                 train_rows: np.ndarray, n_source: int, random_state: int,
+                 train_rows: np.ndarray, final: np.ndarray, random_state: int,
                  champion: str | None) -> _Sample:
     """Subsample the training rows partition by partition (one input file at a time), before
     any design matrix is built (:mod:`is_core.ctr.sampling`).
@@ -462,8 +527,8 @@ def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
         if scorer is not None:
             scores.append(scorer.model.predict_proba(part))
     offsets = np.cumsum([0, *(len(y) for y in labels)])
-    _require_rows(int(offsets[-1]), n_source)
-    in_train = np.zeros(n_source, dtype=bool)
+    _require_rows(int(offsets[-1]), len(final))
+    in_train = np.zeros(len(final), dtype=bool)
     in_train[train_rows] = True
     share = correction_share(len(train_rows))
     eligible, held = [], []  # per partition: positions of the rows to sample, of the slice
@@ -492,11 +557,13 @@ def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
         weights.append(w)
         del part
     frame = pd.concat(kept_parts, ignore_index=True) if len(kept_parts) > 1 else kept_parts[0]
-    return _Sample(frame=frame, rows=np.concatenate(rows), weight=np.concatenate(weights),
-                   held_out=pd.concat(slices, ignore_index=True),
-                   held_out_rows=np.concatenate(slice_rows), sampler=sampler,
-                   fallback=fallback or sampler.fallback_, champion=champion,
-                   seconds=time.perf_counter() - started)
+    kept_rows, weight = np.concatenate(rows), np.concatenate(weights)
+    held_out_rows = np.concatenate(slice_rows)
+    return _Sample(frame=frame, rows=kept_rows, weight=weight, drawn=DrawnSample(
+        sampler=sampler, fallback=fallback or sampler.fallback_, champion=champion,
+        sums=SampleWeightSums.of(final[kept_rows], weight),
+        held_out=pd.concat(slices, ignore_index=True), held_out_rows=held_out_rows,
+        held_out_weight=final[held_out_rows], seconds=time.perf_counter() - started))
 
 
 @dataclass(frozen=True)

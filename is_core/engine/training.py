@@ -8,6 +8,17 @@ local stratified split) and its fold for the recalibration's out-of-fold scores.
 target holdout the rows kept for evaluation are the local engine's exactly (the same generator
 stream, advanced to the partition's first row).
 
+With ``train.sampling`` (:mod:`is_core.engine.sampling`) the workers draw the local engine's
+importance subsample before anything is encoded: the same kept rows, sampling weights and
+correction slice, the rate solved from partition sums; only the kept rows are encoded (the
+:class:`FeatureSpec` of their categories, as the local engine fits it on its sample), with
+:data:`WEIGHT` the combined importance × sampling weights and :data:`BASELINE` the sampling
+weights, each of mean 1 over the sample. Every candidate, the recalibration's fold boosters
+included, is fitted on the sample as :func:`is_core.ctr.stage.fit_candidates` fits it; the
+correction slice (at most 500,000 rows) is gathered to the client, where the sampled boosters
+are corrected and summarized by the local engine's own code
+(:class:`~is_core.ctr.stage.DrawnSample`).
+
 The weighted booster trains on the final weights and early-stops on the weighted validation
 logloss (``sample_weight_eval_set``'s role is the validation matrix's weight), the unweighted
 baseline with the same parameters; the recalibrated baseline is the unweighted booster with a
@@ -25,19 +36,17 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from is_core.config import ColumnsConfig, TrainConfig
 from is_core.ctr.model import WeightedCTRModel
 from is_core.ctr.recalibration import WeightedCalibrator
 from is_core.ctr.stage import (
-    BASELINE_FILE,
     EVAL_ROWS_FILE,
-    MODEL_FILE,
-    RECALIBRATED_FILE,
-    TrainedModel,
     TrainedModels,
     _ctr_model,
-    _saved,
+    save_candidates,
+    scaled_template,
 )
 from is_core.data.atomic import write_parquet_atomic
 from is_core.data.features import FeatureSpec, category_levels
@@ -51,11 +60,13 @@ from is_core.engine.partitions import (
     read_partition,
     role_partitions,
 )
-from is_core.errors import ConfigError, DataContractError
+from is_core.errors import DataContractError
 
 #: Rows (a seeded sample) the recalibration's calibrator is fitted on.
 CALIBRATION_ROWS = 1_000_000
 LABEL, WEIGHT, VALID, FOLD = "__label", "__weight", "__valid", "__fold"
+#: An importance subsample's baseline training weight: its sampling weights scaled to mean 1.
+BASELINE = "__baseline_weight"
 
 
 def _levels(file: InputFile, index: int, first: int, n: int, columns: list[str]
@@ -93,12 +104,7 @@ def training_partition(file: InputFile, index: int, first: int, n: int, spec: Fe
     """One partition's encoded training rows with label, final weight, split and fold."""
     label = label_column
     frame = read_partition(file, [*spec.columns, label], "source")
-    final = pd.read_parquet(Path(weights_dir) / f"part-{index:05d}.parquet",
-                            columns=["final_weight"])["final_weight"].to_numpy()
-    if len(final) != len(frame):
-        raise DataContractError(
-            f"weights.parquet has {len(final)} rows but the source has {len(frame)}",
-            fix="the inputs changed during the run; re-run the date")
+    final = read_weights(weights_dir, index, len(frame))
     out = spec.transform(frame)
     rng = np.random.default_rng([random_state, index])
     out[LABEL] = frame[label].to_numpy().astype("int8")
@@ -108,6 +114,18 @@ def training_partition(file: InputFile, index: int, first: int, n: int, spec: Fe
     if not holdout:
         out = out.loc[~evaluation_split(random_state, first, n)]
     return out.reset_index(drop=True)
+
+
+def read_weights(weights_dir: str, index: int, n_rows: int) -> np.ndarray:
+    """Partition ``index``'s final weights (``weights.parquet/part-<index>.parquet``), which
+    must be those of its ``n_rows`` source rows."""
+    final = pd.read_parquet(Path(weights_dir) / f"part-{index:05d}.parquet",
+                            columns=["final_weight"])["final_weight"].to_numpy()
+    if len(final) != n_rows:
+        raise DataContractError(
+            f"weights.parquet has {len(final)} rows but the source has {n_rows}",
+            fix="the inputs changed during the run; re-run the date")
+    return final
 
 
 def _eval_rows(file: InputFile, index: int, first: int, n: int, random_state: int
@@ -151,10 +169,11 @@ def _params(model: WeightedCTRModel) -> dict[str, Any]:
 
 
 def fit_booster(client: Any, model: WeightedCTRModel, frame: Any, spec: FeatureSpec,
-                weighted: bool, rows: Any = None) -> WeightedCTRModel:
+                weighted: bool, rows: Any = None, weight_column: str = WEIGHT
+                ) -> WeightedCTRModel:
     """``model`` fitted by ``xgboost.dask`` on ``frame``'s rows (``rows``: a boolean column of
-    it, or all), early-stopped on their validation split; the same attributes as
-    :meth:`WeightedCTRModel.fit`."""
+    it, or all), early-stopped on their validation split, with the weights of
+    ``weight_column`` when ``weighted``; the same attributes as :meth:`WeightedCTRModel.fit`."""
     import xgboost.dask as xgb_dask
 
     part = frame if rows is None else frame[rows]
@@ -162,7 +181,7 @@ def fit_booster(client: Any, model: WeightedCTRModel, frame: Any, spec: FeatureS
 
     def matrix(data: Any, ref: Any = None) -> Any:
         return xgb_dask.DaskQuantileDMatrix(client, data[spec.columns], data[LABEL],
-                                            weight=data[WEIGHT] if weighted else None,
+                                            weight=data[weight_column] if weighted else None,
                                             enable_categorical=True, ref=ref)
 
     with client.as_current():  # xgboost.dask looks for the current client
@@ -198,15 +217,18 @@ def _calibration_rows(part: pd.DataFrame, folds: list[WeightedCTRModel], share: 
 
 
 def fit_calibrator(client: Any, template: WeightedCTRModel, frame: Any, spec: FeatureSpec,
-                   train: TrainConfig, n_rows: int, random_state: int) -> WeightedCalibrator:
-    """The recalibration's calibrator: fold boosters (unweighted, the template's parameters)
-    on all but one fold each, their out-of-fold scores on a seeded sample of at most
+                   train: TrainConfig, n_rows: int, random_state: int,
+                   fold_weight: str | None = None) -> WeightedCalibrator:
+    """The recalibration's calibrator: fold boosters (the template's parameters; unweighted,
+    or with the weights of ``fold_weight``: an importance subsample's sampling weights) on all
+    but one fold each, their out-of-fold scores on a seeded sample of at most
     :data:`CALIBRATION_ROWS` rows, and :class:`WeightedCalibrator` fitted there with the
-    final weights."""
+    training weights (:data:`WEIGHT`: the final weights, or a sample's combined weights)."""
     from sklearn.base import clone
 
-    folds = [fit_booster(client, clone(template), frame, spec, weighted=False,
-                         rows=frame[FOLD] != k) for k in range(train.recalibration_folds)]
+    folds = [fit_booster(client, clone(template), frame, spec, weighted=fold_weight is not None,
+                         rows=frame[FOLD] != k, weight_column=fold_weight or WEIGHT)
+             for k in range(train.recalibration_folds)]
     share = min(1.0, CALIBRATION_ROWS / max(n_rows, 1))
     meta = pd.DataFrame({"p": pd.Series([], dtype="float64"), "y": pd.Series([], dtype="int8"),
                          "w": pd.Series([], dtype="float64")})
@@ -225,53 +247,83 @@ def _weight_sums(part: pd.DataFrame) -> pd.DataFrame:
 
 def train_models(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
                  weights: Mapping[str, Any], out_dir: Path, *, random_state: int,
-                 metadata: Mapping[str, Any], cluster: str) -> TrainedModels:
-    """:func:`is_core.ctr.stage.train_models` on the cluster (module docstring)."""
-    if getattr(train, "sampling", "none") != "none":
-        raise ConfigError(f"train.sampling={train.sampling!r} is not available on the Dask "
-                          "engine", fix="set train.sampling: none with engine: dask, or use "
-                          "engine: local")
+                 metadata: Mapping[str, Any], cluster: str, champion: str | None = None
+                 ) -> TrainedModels:
+    """:func:`is_core.ctr.stage.train_models` on the cluster (module docstring); ``champion``
+    (a model path the workers can read) sets the ``loss`` sample's keep probabilities."""
     client = client_for(cluster)
     source = role_partitions(client, inputs, "source")
     holdout = has_role(inputs, "holdout")
-    spec = feature_spec(client, source, columns)
-    frame = training_frame(client, source, spec, train, columns.label, weights["path"],
-                           random_state, holdout)
     if not holdout:
         rows = np.concatenate(map_partitions(client, source, _eval_rows, random_state))
         write_parquet_atomic(pd.DataFrame({"row_id": rows}), out_dir / EVAL_ROWS_FILE)
+    sample = None
+    if train.sampling == "none":
+        spec = feature_spec(client, source, columns)
+        frame = training_frame(client, source, spec, train, columns.label, weights["path"],
+                               random_state, holdout)
+    else:
+        # imported here: the sample's module builds on this one's partition layout
+        from is_core.engine.sampling import draw_sample
+
+        sample = draw_sample(client, source, train, columns, weights["path"], random_state,
+                             holdout, champion)
+        spec, frame = sample.spec, sample.frame
     sums = client.compute(frame.map_partitions(_weight_sums), sync=True).sum()
     if not (sums["pos"] > 0 and sums["neg"] > 0):
         label = columns.label
         raise DataContractError(f"every training label in {label!r} is the same",
                                 fix="a CTR model needs clicks and non-clicks: check the label "
                                 "export for the window")
-    template = _ctr_model(train, columns, random_state)
     common = {**metadata, "input_fingerprints": {r: v["fingerprint"]
                                                  for r, v in inputs["roles"].items()},
               "run_date": inputs["run_date"], "exposure_features": list(columns.exposure)}
-    trained: dict[str, TrainedModel | None] = {"recalibrated": None}
+    models, seconds, calibrator = _fit_candidates(
+        client, train, _ctr_model(train, columns, random_state), frame, spec, sums,
+        None if sample is None else sample.drawn.sums.sampling_ess / sample.drawn.sums.n,
+        random_state)
+    del frame
+    summary = None
+    if sample is not None:
+        common["sampling"] = sample.drawn.metadata()
+        models, correction_seconds = sample.drawn.correct(train, models, columns.label,
+                                                          random_state)
+        for name in ("weighted", "unweighted"):
+            seconds[name] += correction_seconds
+        summary = sample.drawn.summary(train, models)
+    return save_candidates(models, seconds, calibrator, common, out_dir, summary)
+
+
+def _fit_candidates(client: Any, train: TrainConfig, template: WeightedCTRModel, frame: Any,
+                    spec: FeatureSpec, sums: pd.Series, sampling_ess_fraction: float | None,
+                    random_state: int
+                    ) -> tuple[dict[str, WeightedCTRModel], dict[str, float],
+                               WeightedCalibrator | None]:
+    """:func:`is_core.ctr.stage.fit_candidates` on the cluster: the weighted booster on
+    :data:`WEIGHT` (``min_child_weight`` by its ESS/n, :func:`~is_core.ctr.stage.scaled_template`),
+    the baseline unweighted or, on an importance subsample (``sampling_ess_fraction``: the
+    Kish ESS/n of its sampling weights), with the sampling weights (:data:`BASELINE`)
+    and its own ``min_child_weight``, as are its fold boosters."""
+    policy = train.weighted_min_child_weight
+    sampled = sampling_ess_fraction is not None
+    baseline = (template if sampling_ess_fraction is None
+                else scaled_template(template, sampling_ess_fraction, policy))
+    models: dict[str, WeightedCTRModel] = {}
+    seconds: dict[str, float] = {}
     started = time.perf_counter()
-    weighted = template.__class__(**template.get_params())
-    if train.weighted_min_child_weight == "ess":
-        ess_fraction = sums["w"] ** 2 / sums["w2"] / sums["n"]
-        weighted.set_params(min_child_weight=template.min_child_weight / ess_fraction)
-    weighted = fit_booster(client, weighted, frame, spec, weighted=True)
-    trained["weighted"] = _saved(weighted, out_dir / MODEL_FILE,
-                                 time.perf_counter() - started,
-                                 {"weighting": "importance", **common})
+    ess_fraction = sums["w"] ** 2 / sums["w2"] / sums["n"]
+    models["weighted"] = fit_booster(client, scaled_template(template, ess_fraction, policy),
+                                     frame, spec, weighted=True)
+    seconds["weighted"] = time.perf_counter() - started
     started = time.perf_counter()
-    baseline = fit_booster(client, template.__class__(**template.get_params()), frame, spec,
-                           weighted=False)
-    trained["unweighted"] = _saved(baseline, out_dir / BASELINE_FILE,
-                                   time.perf_counter() - started, {"weighting": "none", **common})
+    models["unweighted"] = fit_booster(client, clone(baseline), frame, spec, weighted=sampled,
+                                       weight_column=BASELINE)
+    seconds["unweighted"] = time.perf_counter() - started
+    calibrator = None
     if train.recalibrate:
         started = time.perf_counter()
-        calibrator = fit_calibrator(client, template, frame, spec, train, int(sums["n"]),
-                                    random_state)
-        trained["recalibrated"] = _saved(
-            baseline.with_calibrator(calibrator), out_dir / RECALIBRATED_FILE,
-            time.perf_counter() - started,
-            {"weighting": "recalibration", **common, "calibration": calibrator.to_dict()})
-    del frame
-    return cast(TrainedModels, trained)
+        calibrator = fit_calibrator(client, baseline, frame, spec, train, int(sums["n"]),
+                                    random_state, fold_weight=BASELINE if sampled else None)
+        models["recalibrated"] = models["unweighted"].with_calibrator(calibrator)
+        seconds["recalibrated"] = time.perf_counter() - started
+    return models, seconds, calibrator
