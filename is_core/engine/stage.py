@@ -1,8 +1,9 @@
 """The stages of the Dask engine: each takes the local stage's arguments plus ``cluster`` (the
 scheduler's address) and returns the local stage's typed summary.
 
-The doubly robust estimate is the local engine's (:mod:`is_core.engine.outcome`); the
-proposal-aware SNIS interval is not partitioned yet (the ``snis_interval`` note says so).
+The doubly robust estimate is the local engine's (:mod:`is_core.engine.outcome`), and so is
+the proposal-aware SNIS interval ``snis`` carries, with the same conditions, bias guard and
+``snis_interval`` note (:mod:`is_core.engine.intervals`).
 
 Outputs that are one file per run in the local engine and one row per input row
 (``log_ratio.parquet``, ``weights.parquet``) are folders of one file per source partition here,
@@ -22,6 +23,7 @@ from is_core.data.stage import Inputs
 from is_core.engine import weights as w
 from is_core.engine.cluster import client_for
 from is_core.engine.evaluation import evaluate_models
+from is_core.engine.intervals import proposal_aware_estimate
 from is_core.engine.partitions import role_partitions, safe_map
 from is_core.engine.promotion import evaluate_promotion
 from is_core.engine.proposal import fit_proposal
@@ -42,14 +44,11 @@ from is_core.weights.stage import (
     ProposalResult,
     WeightsResult,
     gated_result,
+    proposal_aware_state,
 )
 
 __all__ = ["compute_weights", "evaluate_models", "evaluate_promotion", "fit_proposal",
            "train_models"]
-
-KNOWN_WEIGHTS_NOTE = ("known weights: the Dask engine treats the fitted weights as exact (the "
-                      "proposal-aware interval needs the proposal's design on every row and is "
-                      "not partitioned yet)")
 
 
 def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inputs,
@@ -88,18 +87,20 @@ def compute_weights(weights: WeightsConfig, columns: ColumnsConfig, inputs: Inpu
     folder = out_dir / WEIGHTS_FILE
     client.gather(safe_map(client, w.write_weights, pieces, index, out_dir=str(folder)))
     estimates = _estimates(weights, stats, parts)
-    if weights.doubly_robust:
+    state, note = proposal_aware_state(weights, proposal)
+    target = (role_partitions(client, inputs, "target")
+              if state is not None or weights.doubly_robust else None)
+    if state is not None and target is not None:
+        aware = proposal_aware_estimate(client, pieces, source, target, state, parts,
+                                        weights.clip != "none")
+        estimates["snis"], estimates["snis_known_weights"] = aware.to_dict(), estimates["snis"]
+    if weights.doubly_robust and target is not None:
         from is_core.engine.outcome import dr_estimate, fitted_outcome
 
-        m_source, m_target = fitted_outcome(client, source,
-                                            role_partitions(client, inputs, "target"), columns,
-                                            random_state, n_jobs)
+        m_source, m_target = fitted_outcome(client, source, target, columns, random_state,
+                                            n_jobs)
         estimates["dr"] = dr_estimate(client, pieces, m_source, m_target,
                                       weights.clip != "none").to_dict()
-    note = ("known weights: the weights are the exact logged propensities"
-            if not proposal.get("model_path") else
-            "known weights: per-day normalization is not covered by the proposal-aware "
-            "interval; it treats the fitted weights as exact" if per_day else KNOWN_WEIGHTS_NOTE)
     return gated_result(diagnostics, clip.summary(), gates, note, folder, estimates)
 
 

@@ -12,8 +12,9 @@ frame per partition); the client sees sums, a few order statistics and the top o
   partition (each partition its own stream, so the replicates differ from the local engine's
   draws, not in distribution).
 
-The final weights equal the local engine's up to the rounding of sums (about 1e-15). Not yet
-partitioned: the proposal-aware SNIS interval (the report's ``snis_interval`` note says so).
+The final weights equal the local engine's up to the rounding of sums (about 1e-15). The
+proposal-aware SNIS interval takes its own per-partition sums of these pieces
+(:mod:`is_core.engine.intervals`).
 """
 
 from __future__ import annotations

@@ -450,20 +450,28 @@ class DomainClassifierRatio(BaseEstimator):
         on the same seeded fitting sample of ``source`` and ``target``: it uses no label, so it
         is the design the fold models were fitted on; a different column count means the
         frames are not the ones the model was fitted on."""
+        fit_source, fit_target = cls(**state["params"])._fit_rows(len(source), len(target))
+        columns = [*state["numeric"], *state["categorical"]]
+        sample = pd.concat([source[columns].iloc[fit_source], target[columns].iloc[fit_target]],
+                           ignore_index=True)
+        return cls.from_linear_sample(state, sample, len(source), len(target))
+
+    @classmethod
+    def from_linear_sample(cls, state: dict[str, Any], sample: pd.DataFrame, n_source: int,
+                           n_target: int) -> DomainClassifierRatio:
+        """:meth:`from_linear_state` from the fitting sample alone: the rows :meth:`_fit_rows`
+        draws for ``n_source`` and ``n_target`` rows, source rows first (the Dask engine
+        collects them from the partitions, :mod:`is_core.engine.intervals`)."""
         model = cls(**state["params"])
         model.numeric_, model.categorical_ = state["numeric"], state["categorical"]
         model.learner_, model.C_ = state["learner"], float(state["C"])
         model.calibration_ = state["calibration"]
-        model.n_source_, model.n_target_ = len(source), len(target)
-        if (model.n_source_, model.n_target_) != (state["n_source"], state["n_target"]):
+        model.n_source_, model.n_target_ = n_source, n_target
+        if (n_source, n_target) != (state["n_source"], state["n_target"]):
             raise ProposalFitError(
                 f"the proposal was fitted on {state['n_source']} source and {state['n_target']} "
-                f"target rows, not {len(source)} and {len(target)}",
+                f"target rows, not {n_source} and {n_target}",
                 fix="the inputs changed during the run; re-run the date")
-        fit_source, fit_target = model._fit_rows(model.n_source_, model.n_target_)
-        columns = [*model.numeric_, *model.categorical_]
-        sample = pd.concat([source[columns].iloc[fit_source], target[columns].iloc[fit_target]],
-                           ignore_index=True)
         model.design_ = DomainDesign(
             numeric=model.numeric_, categorical=model.categorical_, basis=state["basis"],
             n_knots=model.n_knots, max_categories=model.max_categories,

@@ -68,6 +68,18 @@ row :math:`j` of fold :math:`m` enters through every model trained on it:
 agree (:math:`e_k \approx g/K`, :math:`H_k \approx \frac{K-1}{K} H`); the fold form also keeps
 the covariance between a fold's gradient and the models that did not see it.
 
+**Partitions** (:class:`SourceSums`, :func:`proposal_aware_from_sums`). The Hessians
+:math:`H_k` and the terms :math:`a^\top\psi_j` need only the fitting sample's rows; what runs
+over every source row is a sum. :math:`e_k` is two sums of :math:`g_i \tilde x_i` (over
+:math:`S \cap F_k` and over :math:`S \setminus F`), and in the within-domain variance a source
+row outside :math:`F`, whose term is :math:`\phi_i = s_i`, enters only through the count, mean
+and sum of squared deviations of those terms (merged over partitions by Chan, Golub & LeVeque's
+update); a source row of :math:`F` needs its own :math:`s_i`, a target row outside :math:`F`
+(:math:`\phi_j = 0`) only its count. So a window held as partitions (the Dask engine,
+:mod:`is_core.engine.intervals`) takes :func:`source_sums` per partition, around the window's
+:math:`\hat\mu` and :math:`\sum w` from a first pass of SNIS sums, and the rest on the fitting
+sample; :func:`proposal_aware_snis_estimate` is the case of one partition.
+
 **Approximations.** :math:`p_j` and the Hessians use the mean fold coefficients for every model
 (the fold models differ from them by :math:`O(n^{-1/2})`); the penalty :math:`D/C` is each fold
 model's own. A fitting sub-sample drawn from a larger source (``max_fit_rows``) is treated as an
@@ -82,6 +94,8 @@ matrix-vector products (measured in ``tests/core/weights/test_intervals.py``: we
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -99,8 +113,9 @@ from is_core.weights.estimators import (
     rate_interval,
 )
 
-__all__ = ["proposal_aware_snis_estimate", "proposal_aware_snis_from_model",
-           "proposal_aware_unsupported"]
+__all__ = ["FittingSample", "SourceSums", "fitting_sample", "proposal_aware_from_sums",
+           "proposal_aware_snis_estimate", "proposal_aware_snis_from_model",
+           "proposal_aware_unsupported", "source_sums"]
 
 
 def _augmented_gram(design: Any, v: np.ndarray) -> np.ndarray:
@@ -148,48 +163,146 @@ def _check_arrays(y: np.ndarray, w: np.ndarray, design: Any, domain: np.ndarray,
                              parameter="w")
 
 
-def _fold_directions(design: Any, domain: np.ndarray, prob: np.ndarray, fold: np.ndarray,
-                     snis_gradient: np.ndarray, C: float) -> np.ndarray:
+@dataclass(frozen=True)
+class FittingSample:
+    """The proposal's fitting sample: each row's design (no intercept column), domain (0
+    source, 1 target), :math:`P(\\text{target} \\mid x)` under the mean fold coefficients and
+    cross-fitting fold (0..K-1); its source rows in the order of the source rows."""
+
+    design: Any
+    domain: np.ndarray
+    prob: np.ndarray
+    fold: np.ndarray
+
+
+@dataclass(frozen=True)
+class SourceSums:
+    r"""The source rows' part of the interval, as sums over the source rows (module docstring,
+    *Partitions*): one partition's (:func:`source_sums`) or the window's (:meth:`merge`).
+
+    ``fold_gradient[k]`` is :math:`\sum_{i \in S \cap F_k} g_i \tilde x_i` and
+    ``outside_gradient`` :math:`\sum_{i \in S \setminus F} g_i \tilde x_i`, with
+    :math:`g_i = s_i` (0 for a row capped by clipping); ``outside_moments`` the rows, mean and
+    sum of squared deviations of :math:`s_i` over :math:`S \setminus F`; ``fit_terms`` the
+    :math:`s_i` of the source rows in :math:`F`, in row order.
+    """
+
+    fold_gradient: np.ndarray
+    outside_gradient: np.ndarray
+    outside_moments: tuple[int, float, float]
+    fit_terms: np.ndarray
+
+    @classmethod
+    def merge(cls, parts: Sequence[SourceSums]) -> SourceSums:
+        """The sums of consecutive partitions (in row order) added up."""
+        moments: tuple[int, float, float] = (0, 0.0, 0.0)
+        for part in parts:
+            moments = _merge_moments(moments, part.outside_moments)
+        return cls(np.sum([p.fold_gradient for p in parts], axis=0),
+                   np.sum([p.outside_gradient for p in parts], axis=0), moments,
+                   np.concatenate([p.fit_terms for p in parts]))
+
+
+def source_sums(design: Any, y: np.ndarray, w: np.ndarray, fold: np.ndarray, mu: float,
+                total: float, n_folds: int, clipped: np.ndarray | None = None) -> SourceSums:
+    r"""One partition's :class:`SourceSums`: its source rows' design (no intercept column),
+    labels, weights (on a scale common to the window, whose :math:`\sum w` is ``total`` and
+    SNIS value ``mu``), cross-fitting folds (-1 outside the fitting sample) and, optionally,
+    the flags of rows whose weight was capped by clipping."""
+    snis_term = w * (y - mu) / total
+    gradient = snis_term if clipped is None else np.where(clipped, 0.0, snis_term)
+    outside = fold < 0
+    fold_gradient = np.empty((n_folds, design.shape[1] + 1))
+    for k in range(n_folds):
+        own = fold == k
+        fold_gradient[k] = _augmented_t_times(design[own], gradient[own])
+    return SourceSums(fold_gradient, _augmented_t_times(design[outside], gradient[outside]),
+                      _moments(snis_term[outside]), snis_term[~outside])
+
+
+def _fold_directions(sample: FittingSample, sums: SourceSums, C: float) -> np.ndarray:
     r"""The vectors :math:`a_k = H_k^{-1} e_k`, one row per fold model (module docstring)."""
-    n_folds = int(fold.max()) + 1
-    k1 = design.shape[1] + 1
-    grams = [_augmented_gram(design[idx], prob[idx] * (1.0 - prob[idx]))
-             for idx in (np.flatnonzero(fold == m) for m in range(n_folds))]
+    n_folds = len(sums.fold_gradient)
+    k1 = sample.design.shape[1] + 1
+    grams = [_augmented_gram(sample.design[idx], sample.prob[idx] * (1.0 - sample.prob[idx]))
+             for idx in (np.flatnonzero(sample.fold == m) for m in range(n_folds))]
     total = np.sum(grams, axis=0)
     penalty = np.diag(np.r_[np.full(k1 - 1, 1.0 / C), 0.0])
-    source = domain == 0
-    shared = _augmented_t_times(design[source & (fold < 0)],
-                                snis_gradient[fold[source] < 0]) / n_folds
+    shared = sums.outside_gradient / n_folds
     out = np.empty((n_folds, k1))
     for k in range(n_folds):
         hessian = (total - grams[k] if n_folds > 1 else total) + penalty
-        own = source & (fold == k)
-        e_k = _augmented_t_times(design[own], snis_gradient[fold[source] == k]) + shared
-        out[k] = np.linalg.solve(hessian, e_k)
+        out[k] = np.linalg.solve(hessian, sums.fold_gradient[k] + shared)
     return out
 
 
-def _fit_influence(design: Any, domain: np.ndarray, prob: np.ndarray, fold: np.ndarray,
-                   a: np.ndarray) -> np.ndarray:
-    r"""Each row's term through the proposal fit, :math:`(\sum_{k \ne m} a_k)^\top\psi_j` for
-    a fitting row of fold :math:`m` (:math:`a_0^\top\psi_j` with one model), 0 elsewhere."""
+def _fit_influence(sample: FittingSample, a: np.ndarray) -> np.ndarray:
+    r"""Each fitting row's term through the proposal fit, :math:`(\sum_{k \ne m} a_k)^\top
+    \psi_j` for a row of fold :math:`m` (:math:`a_0^\top\psi_j` with one model)."""
     # a fitting row in fold m moves every model trained on it: all k != m (or the one model)
     row_a = a.sum(axis=0) - a if len(a) > 1 else a
-    fit_rows = np.flatnonzero(fold >= 0)
-    fit_design, fit_fold = design[fit_rows], fold[fit_rows]
-    phi = np.zeros(design.shape[0])
+    phi = np.zeros(len(sample.fold))
     for m in range(len(a)):
-        rows = fit_rows[fit_fold == m]
-        phi[rows] = (np.asarray(fit_design[fit_fold == m] @ row_a[m][:-1]).ravel()
-                     + row_a[m][-1]) * (domain[rows] - prob[rows])
+        rows = np.flatnonzero(sample.fold == m)
+        phi[rows] = (np.asarray(sample.design[rows] @ row_a[m][:-1]).ravel()
+                     + row_a[m][-1]) * (sample.domain[rows] - sample.prob[rows])
     return phi
 
 
-def _within_sum_of_squares(terms: np.ndarray) -> float:
+def _moments(terms: np.ndarray) -> tuple[int, float, float]:
+    """Rows, mean and sum of squared deviations of ``terms`` (two passes)."""
+    if terms.size == 0:
+        return 0, 0.0, 0.0
+    mean = terms.mean()
+    return terms.size, float(mean), float(np.sum(np.square(terms - mean)))
+
+
+def _merge_moments(a: tuple[int, float, float], b: tuple[int, float, float]
+                   ) -> tuple[int, float, float]:
+    """The :func:`_moments` of two groups of terms together (Chan, Golub & LeVeque 1983)."""
+    if a[0] == 0 or b[0] == 0:
+        return a if b[0] == 0 else b
+    n = a[0] + b[0]
+    delta = b[1] - a[1]
+    return n, a[1] + delta * b[0] / n, a[2] + b[2] + delta * delta * a[0] * b[0] / n
+
+
+def _within_sum_of_squares(moments: tuple[int, float, float]) -> float:
     r""":math:`\frac{n}{n-1}\sum (t - \bar t)^2` of one domain's terms (0 for fewer than 2)."""
-    if terms.size < 2:
+    n, _, squares = moments
+    if n < 2:
         return 0.0
-    return terms.size / (terms.size - 1) * float(np.sum(np.square(terms - terms.mean())))
+    return n / (n - 1) * squares
+
+
+def proposal_aware_from_sums(sums: SourceSums, sample: FittingSample, *, n_source: int,
+                             n_target: int, mu: float, n_effective: float, binary: bool,
+                             C: float = 1.0, level: float = 0.95) -> Estimate:
+    r"""The proposal-aware SNIS interval from the source rows' :class:`SourceSums` and the
+    fitting sample (module docstring, *Partitions*): what
+    :func:`proposal_aware_snis_estimate` computes, for a window held as partitions.
+
+    ``mu`` is the SNIS value the sums were taken around, ``n_effective`` Kish's
+    :math:`(\sum w)^2 / \sum w^2` and ``binary`` whether every label is 0 or 1 (logit-scale
+    bounds); ``n_source`` and ``n_target`` count every row of each domain (a target row outside
+    the fitting sample has the term 0).
+    """
+    check_length(sums.fit_terms, int(np.sum(sample.domain == 0)), parameter="sums",
+                 noun="source terms", per="source rows of the fitting sample")
+    phi = _fit_influence(sample, _fold_directions(sample, sums, C))
+    source = sample.domain == 0
+    phi[source] += sums.fit_terms
+    by_source = _merge_moments(_moments(phi[source]), sums.outside_moments)
+    by_target = _merge_moments(_moments(phi[~source]),
+                               (n_target - int(np.sum(~source)), 0.0, 0.0))
+    if by_source[0] != n_source:
+        raise ParameterError(f"the sums cover {by_source[0]} source rows, not {n_source}",
+                             fix="merge the SourceSums of every source partition",
+                             parameter="sums")
+    se = float(np.sqrt(sum(_within_sum_of_squares(m) for m in (by_source, by_target))))
+    if binary:
+        return rate_interval("snis_proposal_aware", mu, se, level, n_effective)
+    return _normal_interval("snis_proposal_aware", mu, se, level)
 
 
 def proposal_aware_snis_estimate(
@@ -247,16 +360,14 @@ def proposal_aware_snis_estimate(
         check_length(clipped, y.size, parameter="clipped", noun="flags", per="source rows")
     total = w.sum()
     mu = float(w @ y / total)
-    snis_term = w * (y - mu) / total
-    gradient = snis_term if clipped is None else np.where(clipped, 0.0, snis_term)
-    phi = _fit_influence(design, domain, prob, fold,
-                         _fold_directions(design, domain, prob, fold, gradient, C))
-    phi[domain == 0] += snis_term
-    se = float(np.sqrt(sum(_within_sum_of_squares(phi[domain == label]) for label in (0, 1))))
-    if is_binary(y):
-        return rate_interval("snis_proposal_aware", mu, se, level,
-                             float(total**2 / np.sum(np.square(w))))
-    return _normal_interval("snis_proposal_aware", mu, se, level)
+    source, fit = domain == 0, fold >= 0
+    sums = source_sums(design[source], y, w, fold[source], mu, total, int(fold.max()) + 1,
+                       clipped)
+    return proposal_aware_from_sums(
+        sums, FittingSample(design[fit], domain[fit], prob[fit], fold[fit]),
+        n_source=int(source.sum()), n_target=int((~source).sum()), mu=mu,
+        n_effective=float(total**2 / np.sum(np.square(w))), binary=is_binary(y), C=C,
+        level=level)
 
 
 def proposal_aware_unsupported(model: Any) -> str | None:
@@ -297,9 +408,7 @@ def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.
     columns = [*model.numeric_, *model.categorical_]
     frame = pd.concat([source[columns], target[columns]], ignore_index=True)
     design = model.design_.transform(frame)
-    coef = np.mean([est.coef_[0] for est in model.estimators_], axis=0)
-    intercept = float(np.mean([est.intercept_[0] for est in model.estimators_]))
-    logit = np.asarray(design @ coef).ravel() + intercept
+    logit = _mean_logit(model, design)
     n_s, n_t = model.n_source_, model.n_target_
     if w is None:
         w = np.exp(model.log_ratio_source_ - model.log_ratio_source_.max())
@@ -313,15 +422,43 @@ def proposal_aware_snis_from_model(model: Any, source: pd.DataFrame, target: pd.
                                                            fold=fold, C=C, level=level))
 
 
+def fitting_sample(model: Any, sample: pd.DataFrame) -> FittingSample:
+    """The :class:`FittingSample` of a logistic, uncalibrated proposal (``sample``: its fitting
+    rows' features, source rows first, as ``DomainClassifierRatio._fit_rows`` draws them)."""
+    fit_source, fit_target = model._fit_rows(model.n_source_, model.n_target_)
+    if len(sample) != len(fit_source) + len(fit_target):
+        raise ParameterError(f"sample has {len(sample)} rows, not the proposal's "
+                             f"{len(fit_source)} + {len(fit_target)} fitting rows",
+                             fix="pass the rows DomainClassifierRatio._fit_rows draws, source "
+                             "rows first", parameter="sample")
+    design = model.design_.transform(sample[[*model.numeric_, *model.categorical_]])
+    domain = np.r_[np.zeros(len(fit_source), dtype=int), np.ones(len(fit_target), dtype=int)]
+    return FittingSample(design, domain, expit(_mean_logit(model, design)),
+                         _sample_folds(model, domain))
+
+
+def _mean_logit(model: Any, design: Any) -> np.ndarray:
+    """The logit of the fold models' mean coefficients on ``design`` (no calibration)."""
+    coef = np.mean([est.coef_[0] for est in model.estimators_], axis=0)
+    intercept = float(np.mean([est.intercept_[0] for est in model.estimators_]))
+    return np.asarray(design @ coef).ravel() + intercept
+
+
+def _sample_folds(model: Any, labels: np.ndarray) -> np.ndarray:
+    """Each fitting row's cross-fitting fold: the stratified split of
+    ``DomainClassifierRatio.fit_sample`` of the sample's domain ``labels``."""
+    sample_fold = np.empty(labels.size, dtype=int)
+    for k, (_, test_idx) in enumerate(model._folds(labels)):
+        sample_fold[test_idx] = k
+    return sample_fold
+
+
 def _crossfit_folds(model: Any) -> np.ndarray:
     """Each source-then-target row's cross-fitting fold in ``model``, -1 outside the fitting
     sample: the same seeded sample and stratified split as ``DomainClassifierRatio.fit``."""
     n_s, n_t = model.n_source_, model.n_target_
     fit_source, fit_target = model._fit_rows(n_s, n_t)
     labels = np.r_[np.zeros(len(fit_source), dtype=int), np.ones(len(fit_target), dtype=int)]
-    sample_fold = np.empty(labels.size, dtype=int)
-    for k, (_, test_idx) in enumerate(model._folds(labels)):
-        sample_fold[test_idx] = k
     fold = np.full(n_s + n_t, -1, dtype=int)
-    fold[np.r_[fit_source, n_s + fit_target]] = sample_fold
+    fold[np.r_[fit_source, n_s + fit_target]] = _sample_folds(model, labels)
     return fold

@@ -50,6 +50,8 @@ WEIGHTS_FILE = "weights.parquet"
 #: The fitted proposal model the weights depend on, as JSON (its linear state, or why it has
 #: none): the weights stage rebuilds it for the proposal-aware interval.
 PROPOSAL_MODEL_FILE = "proposal_model.json"
+#: The ``snis_interval`` note when ``snis`` carries the proposal-aware interval.
+PROPOSAL_AWARE_NOTE = "proposal-aware: includes the proposal model's fitting error"
 
 #: The config key behind each argument of the proposal model (a ParameterError names the
 #: argument; the stage re-raises it as a ConfigError naming the key).
@@ -311,6 +313,23 @@ def _proposal_aware(weights: WeightsConfig, proposal: ProposalResult, source: pd
                     target: pd.DataFrame, y: np.ndarray, log_w: np.ndarray, clip: ClipResult
                     ) -> tuple[Estimate | None, str]:
     """The proposal-aware SNIS estimate (bias-guarded when clipped), or None and the reason."""
+    state, note = proposal_aware_state(weights, proposal)
+    if state is None:
+        return None, note
+    model = DomainClassifierRatio.from_linear_state(state, source, target)
+    capped = clip.log_w < log_w
+    aware = proposal_aware_snis_from_model(
+        model, source, target, y, np.exp(clip.log_w - clip.log_w.max()),
+        clipped=capped if capped.any() else None,
+        w_unclipped=None if weights.clip == "none" else np.exp(log_w - log_w.max()))
+    return aware, note
+
+
+def proposal_aware_state(weights: WeightsConfig, proposal: ProposalResult
+                         ) -> tuple[dict[str, Any] | None, str]:
+    """The stored linear proposal the proposal-aware interval needs and
+    :data:`PROPOSAL_AWARE_NOTE`, or None and why ``snis`` carries the known-weights interval
+    (both engines)."""
     model_path = proposal.get("model_path")
     if model_path is None:
         return None, "known weights: the weights are the exact logged propensities"
@@ -321,13 +340,7 @@ def _proposal_aware(weights: WeightsConfig, proposal: ProposalResult, source: pd
     if stored["unsupported"] is not None:
         return None, (f"known weights: {stored['unsupported']}; the interval treats the fitted "
                       "weights as exact")
-    model = DomainClassifierRatio.from_linear_state(stored["linear_state"], source, target)
-    capped = clip.log_w < log_w
-    aware = proposal_aware_snis_from_model(
-        model, source, target, y, np.exp(clip.log_w - clip.log_w.max()),
-        clipped=capped if capped.any() else None,
-        w_unclipped=None if weights.clip == "none" else np.exp(log_w - log_w.max()))
-    return aware, "proposal-aware: includes the proposal model's fitting error"
+    return stored["linear_state"], PROPOSAL_AWARE_NOTE
 
 
 def _normalization_partition(weights: WeightsConfig, source: pd.DataFrame) -> np.ndarray | None:

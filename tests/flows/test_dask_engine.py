@@ -92,6 +92,19 @@ class TestSameResults:
                 assert dask[name][key] == pytest.approx(local[name][key], rel=1e-9), name
         assert dask["snis"]["value"] == pytest.approx(local["snis"]["value"], rel=1e-12)
 
+    def test_the_proposal_aware_snis_interval_is_the_local_engines(self, both_runs):
+        """The interval with the proposal's fitting error, from partition sums on Dask."""
+        from is_core.weights.stage import PROPOSAL_AWARE_NOTE
+
+        for engine in ("local", "dask"):
+            assert both_runs[engine][2]["weights"]["snis_interval"] == PROPOSAL_AWARE_NOTE
+        local, dask = (both_runs[e][2]["target_ctr"] for e in ("local", "dask"))
+        assert dask["snis"]["estimator"] == local["snis"]["estimator"] == "snis_proposal_aware"
+        for key in ("value", "std_error", "ci_low", "ci_high"):
+            assert dask["snis"][key] == pytest.approx(local["snis"][key], rel=1e-9), key
+        assert dask["snis_known_weights"]["std_error"] == pytest.approx(
+            local["snis_known_weights"]["std_error"], rel=1e-9)
+
     def test_the_validation_verdicts_are_the_same(self, both_runs):
         local, dask = (both_runs[e][2]["validation"] for e in ("local", "dask"))
         assert set(dask) == set(local)
