@@ -16,16 +16,25 @@ check, with the local engine's rules, texts and failure messages:
 * the day profile (the next run's reference) from merged sums; its quantiles merged from
   per-partition quantile summaries (1001 points each, exact when the day is one partition).
 
-Not on the Dask engine: quarantine mode (a :class:`ConfigError` says so) and Data Docs (the
-records, the report's validation table and ``results.json`` are the same; ``data_docs`` is
-None).
+With ``validation.data_docs``, the client builds GX Data Docs of the merged results at the
+local engine's path (``validation/data_docs/``, also on failure): one GX validation result per
+suite the local engine runs (each role's window suite, and its drift suite given a reference
+day), each expectation's result carrying its merged verdict and numbers (observed value, or
+unexpected counts and samples), rendered by GX (:func:`tasks.gx.runner.build_docs_from_merged`).
+As on the local engine, isbench's own checks are in ``results.json`` and the report, not in the
+Data Docs. A failure to build them is a warning and leaves the verdicts as they are.
+
+Not on the Dask engine: quarantine mode (a :class:`ConfigError` says so).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import shutil
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -58,7 +67,12 @@ from tasks.gx.window import (
     _reference_roles,
 )
 
+if TYPE_CHECKING:  # Great Expectations is imported where the suites run or the docs are built
+    from tasks.gx.runner import MergedResult
+
 Record = dict[str, Any]
+Merged = tuple[Record, "MergedResult"]
+"""One expectation's record and its merged GX result (what Data Docs show)."""
 ROW_RULES = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
              "expect_column_values_to_be_between", "expect_column_values_to_be_in_type_list",
              "expect_column_values_to_be_of_type"}
@@ -98,6 +112,7 @@ def _suite_results(frame: pd.DataFrame, config: IsbenchConfig, role: str, run_da
             raw = dict(r.result or {})
             cfg = r.expectation_config
             raw["kind"], raw["kwargs"] = kind, dict(cfg.kwargs) if cfg is not None else {}
+            raw["exception"] = dict(r.exception_info or {})
             out.append((_record(r, role), raw))
         context.suites.delete(suite.name)
         context.data_sources.delete(name)
@@ -192,36 +207,68 @@ def _between(value: Any, kwargs: dict[str, Any]) -> bool:
     return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
-def _row_rule(entries: list[tuple[Record, dict[str, Any]]]) -> Record:
-    """A row rule's merged record: unexpected counts and samples added up."""
+def _row_rule(entries: list[tuple[Record, dict[str, Any]]]) -> tuple[Record, dict[str, Any]]:
+    """A row rule's merged record and GX result: unexpected counts and samples added up."""
     record, raw = entries[0]
     if "unexpected_count" not in raw:  # type rules: the dtype each partition saw
-        failed = [r for r, _ in entries if not r["success"]]
-        return failed[0] if failed else record
+        return _first_failed(entries)
     count = sum(int(r.get("unexpected_count") or 0) for _, r in entries)
     element = sum(int(r.get("element_count") or 0) for _, r in entries)
-    counted = element - sum(int(r.get("missing_count") or 0) for _, r in entries) \
-        if "missing_count" in raw else element
-    sample = [str(v) for _, r in entries for v in (r.get("partial_unexpected_list") or [])][:5]
+    missing = (sum(int(r.get("missing_count") or 0) for _, r in entries)
+               if "missing_count" in raw else None)
+    values = [v for _, r in entries for v in (r.get("partial_unexpected_list") or [])]
+    sample = [str(v) for v in values][:5]
+    counted = element - (missing or 0)
     pct = 100.0 * count / counted if counted else 0.0
     mostly = raw["kwargs"].get("mostly")
     success = (count == 0 if mostly is None
                else not element or 1 - count / element >= mostly)
     observed = (f"{count} unexpected value(s) ({pct:.3g} %), e.g. {sample}" if count
                 else "0 unexpected values")
-    return {**record, "success": bool(success), "observed": observed}
+    return ({**record, "success": bool(success), "observed": observed},
+            _unexpected_result(element, missing, count, values))
+
+
+def _unexpected_result(element: int, missing: int | None, count: int, values: list[Any]
+                       ) -> dict[str, Any]:
+    """GX's SUMMARY result of a row rule from merged numbers: counts, percentages (of the
+    non-missing rows, as GX's ``unexpected_percent``) and the first 20 unexpected values with
+    their counts (``values``: every partition's sample, in row order)."""
+    counted = element - (missing or 0)
+    partial = values[:20]
+    tally: dict[Any, int] = {}
+    for value in partial:
+        tally[value] = tally.get(value, 0) + 1
+    out: dict[str, Any] = {
+        "element_count": element, "unexpected_count": count,
+        "unexpected_percent": 100.0 * count / counted if counted else 0.0,
+        "partial_unexpected_list": partial,
+        "partial_unexpected_counts": [{"value": v, "count": k} for v, k in sorted(
+            tally.items(), key=lambda vk: (-vk[1], str(vk[0])))]}
+    if missing is not None:
+        out |= {"missing_count": missing,
+                "missing_percent": 100.0 * missing / element if element else None,
+                "unexpected_percent_total": 100.0 * count / element if element else None,
+                "unexpected_percent_nonmissing": out["unexpected_percent"]}
+    return out
+
+
+def _first_failed(entries: list[tuple[Record, dict[str, Any]]]) -> tuple[Record, dict[str, Any]]:
+    """The first partition's failing entry, else the first entry (rules judged per file)."""
+    failed = [e for e in entries if not e[0]["success"]]
+    return failed[0] if failed else entries[0]
 
 
 def _table_rule(entries: list[tuple[Record, dict[str, Any]]], parts: list[dict[str, Any]]
-                ) -> Record:
-    """A table rule judged again on the partitions' merged statistics."""
+                ) -> tuple[Record, dict[str, Any]]:
+    """A table rule judged again on the partitions' merged statistics (its record and GX
+    result)."""
     from tasks.gx.runner import _jsonable
 
     record, raw = entries[0]
     rule, column, kwargs = record["rule"], record["column"], raw["kwargs"]
     if rule == "expect_column_to_exist":
-        failed = [r for r, _ in entries if not r["success"]]
-        return failed[0] if failed else record
+        return _first_failed(entries)
     if rule == "expect_table_row_count_to_be_between":
         value: Any = sum(p["rows"] for p in parts)
     elif rule == "expect_column_mean_to_be_between":
@@ -233,30 +280,41 @@ def _table_rule(entries: list[tuple[Record, dict[str, Any]]], parts: list[dict[s
         maxima = [p["max"][column] for p in parts if pd.notna(p["max"].get(column))]
         value = max(maxima) if maxima else None
     else:
-        failed = [r for r, _ in entries if not r["success"]]
-        return failed[0] if failed else record
+        return _first_failed(entries)
     success = value is not None and value == value and _between(value, kwargs)
-    return {**record, "success": bool(success), "observed": _jsonable(value)}
+    return ({**record, "success": bool(success), "observed": _jsonable(value)},
+            {"observed_value": value})
 
 
-def merge_suites(parts: list[dict[str, Any]]) -> list[Record]:
-    """One record per expectation of the window suite (every partition) and of the drift
-    suite (the run date's partitions), in the suites' order."""
-    out = []
+def merge_suites(parts: list[dict[str, Any]]) -> dict[str, list[Merged]]:
+    """Per suite (``window``: every partition; ``drift``: the run date's partitions), one
+    record per expectation, in the order GX reported them, with its merged GX result (for
+    Data Docs). The unique-ids rule is only marked (``_unique``): :func:`unique_ids` judges it
+    over the window."""
+    from tasks.gx.runner import MergedResult
+
+    out: dict[str, list[Merged]] = {}
     for kind in ("window", "drift"):
         mine = [p for p in parts if any(raw["kind"] == kind for _, raw in p["gx"])]
         if not mine:
             continue
         lists = [[e for e in p["gx"] if e[1]["kind"] == kind] for p in mine]
+        out[kind] = []
         for i in range(len(lists[0])):
             entries = [lst[i] for lst in lists]
             rule = entries[0][0]["rule"]
-            if rule == "expect_column_values_to_be_unique":
-                out.append(entries[0][0] | {"_unique": True})
+            if rule == "expect_column_values_to_be_unique":  # the rows' and nulls' sums
+                record, result = entries[0][0] | {"_unique": True}, _row_rule(entries)[1]
             elif rule in ROW_RULES:
-                out.append(_row_rule(entries))
+                record, result = _row_rule(entries)
             else:
-                out.append(_table_rule(entries, mine))
+                record, result = _table_rule(entries, mine)
+            raised = [r["exception"] for _, r in entries
+                      if (r.get("exception") or {}).get("raised_exception")]
+            out[kind].append((record, MergedResult(
+                rule, entries[0][1]["kwargs"], bool(record["success"]),
+                {k: v for k, v in result.items() if k not in ("kind", "kwargs", "exception")},
+                raised[0] if raised and not record["success"] else None)))
     return out
 
 
@@ -362,11 +420,17 @@ def _shared(file: InputFile, other: InputFile, column: str) -> np.ndarray:
     return shared_ids(_ids(file, column), _ids(other, column))
 
 
-def unique_ids(client: Any, files: list[InputFile], record: Record, column: str) -> Record:
+def unique_ids(client: Any, files: list[InputFile], merged: Merged) -> Merged:
     """``expect_column_values_to_be_unique`` over the window: the rows whose id occurs more
-    than once in any partition (a ``dask.dataframe`` value count over the partitions)."""
+    than once in any partition (a ``dask.dataframe`` value count over the partitions); its
+    record and GX result (``merged``: the first partition's, from :func:`merge_suites`)."""
+    import dataclasses
+
     import dask
     import dask.dataframe as dd
+
+    record, result = merged
+    column = record["column"]
 
     with dask.config.set({"dataframe.convert-string": False}):
         ids = dd.from_map(_ids, files, column=column,
@@ -375,12 +439,16 @@ def unique_ids(client: Any, files: list[InputFile], record: Record, column: str)
         counts = ids.value_counts(split_out=max(1, len(files) // 4))
         dup, present = client.compute([counts[counts > 1], ids.count()], sync=True)
     count = int(dup.sum())
-    sample = [str(v) for v, k in dup.sort_index().head(5).items() for _ in range(int(k))][:5]
+    values = [v for v, k in dup.sort_index().head(20).items() for _ in range(int(k))]
+    sample = [str(v) for v in values][:5]
     pct = 100.0 * count / present if present else 0.0
     observed = (f"{count} unexpected value(s) ({pct:.3g} %), e.g. {sample}" if count
                 else "0 unexpected values")
-    return {k: v for k, v in record.items() if k != "_unique"} | {
-        "success": count == 0, "observed": observed}
+    element, missing = result.result["element_count"], result.result.get("missing_count")
+    return ({k: v for k, v in record.items() if k != "_unique"} | {
+        "success": count == 0, "observed": observed}, dataclasses.replace(
+        result, success=count == 0,
+        result=_unexpected_result(element, missing, count, values)))
 
 
 def shared_id_records(client: Any, config: IsbenchConfig, roles: dict[str, list[InputFile]]
@@ -510,15 +578,16 @@ def validate_window(config: IsbenchConfig, inputs: Inputs, out_dir: Path, cluste
         records += merge_magnitudes(c["parts"], "sanity", None)
         records += merge_magnitudes(c["parts"], "reference",
                                     config.validation.max_magnitude_outlier_share)
-    for c in checked.values():
-        for record in merge_suites(c["parts"]):
-            records.append(unique_ids(client, c["files"], record, record["column"])
-                           if record.get("_unique") else record)
+    suites = {role: {kind: [unique_ids(client, c["files"], m) if m[0].get("_unique") else m
+                            for m in merged] for kind, merged in merge_suites(c["parts"]).items()}
+              for role, c in checked.items()}
+    records += [r for kinds in suites.values() for merged in kinds.values() for r, _ in merged]
     context_for()
     for role in checked:
         suite = build_suite(config, role, run_date)
         write_json_atomic(suite_json(suite), vdir / "suites" / f"{suite.name}.json")
-    summary = _summary(config, checked, records, ref_roles)
+    docs = _data_docs(config, run_date, ref_roles, checked, suites, vdir)
+    summary = _summary(config, checked, records, ref_roles, docs)
     write_json_atomic(summary, vdir / "results.json")
     _raise_on_failures(config, run_date, vdir, records, summary)
     write_json_atomic({"run_date": run_date.isoformat(), "roles": {
@@ -529,10 +598,65 @@ def validate_window(config: IsbenchConfig, inputs: Inputs, out_dir: Path, cluste
     return summary
 
 
+def _data_docs(config: IsbenchConfig, run_date: dt.date, ref_roles: dict[str, Any],
+               checked: dict[str, Any], suites: dict[str, dict[str, list[Merged]]], vdir: Path
+               ) -> str | None:
+    """With ``validation.data_docs``, GX Data Docs of the merged suite results under
+    ``data_docs/`` (:func:`tasks.gx.runner.build_docs_from_merged`: the pages the local engine
+    writes, from the suites it runs); the index's path relative to the run folder, else None.
+
+    Data Docs are a view of the verdicts, not a verdict: they are built in a temporary folder
+    and renamed, and a failure to build them is one warning (no ``data_docs/``, None), so they
+    never change the records, ``results.json`` or the error.
+    """
+    if not config.validation.data_docs:
+        return None
+    from tasks.gx.runner import MergedBatch, build_docs_from_merged, context_for
+    from tasks.gx.suites import build_drift_suite, build_suite
+
+    final, tmp = vdir / "data_docs", vdir / ".data_docs.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        context = context_for(tmp)  # the suites are built in the context that renders them
+        batches = []
+        for role, kinds in suites.items():
+            for kind, merged in kinds.items():
+                drift = kind == "drift"
+                suite = (build_drift_suite(config, role, drift_bounds(ref_roles[role],
+                                                                      config.validation))
+                         if drift else build_suite(config, role, run_date))
+                parts = [p for p in checked[role]["parts"]
+                         if any(raw["kind"] == kind for _, raw in p["gx"])]
+                batches.append(MergedBatch(
+                    f"{role}_drift" if drift else role, suite, [m for _, m in merged],
+                    {"engine": "dask", "merged_partitions": len(parts),
+                     "rows": int(sum(p["rows"] for p in parts))}))
+        build_docs_from_merged(batches, tmp, context)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except Exception as exc:  # noqa: BLE001 - optional output: never changes the verdicts
+        shutil.rmtree(tmp, ignore_errors=True)
+        _logger().warning("Data Docs not built on the Dask engine (the validation results "
+                          "are complete in results.json): %s: %s", type(exc).__name__, exc)
+        return None
+    return f"{VALIDATION_DIR}/data_docs/index.html"
+
+
+def _logger() -> Any:
+    """The Prefect run's logger inside a flow or task, else this module's logger."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def _summary(config: IsbenchConfig, checked: dict[str, Any], records: list[Record],
-             ref_roles: dict[str, Any]) -> dict[str, Any]:
-    """Per role what :func:`tasks.gx.window._summarize` returns (no Data Docs, no
-    quarantine)."""
+             ref_roles: dict[str, Any], docs: str | None) -> dict[str, Any]:
+    """Per role what :func:`tasks.gx.window._summarize` returns (no quarantine; ``docs``: the
+    Data Docs index, or None)."""
     summary: dict[str, Any] = {}
     for role, c in checked.items():
         mine = [r for r in records if r["role"] == role]
@@ -542,6 +666,6 @@ def _summary(config: IsbenchConfig, checked: dict[str, Any], records: list[Recor
             "rows": int(sum(p["rows"] for p in c["parts"])), "evaluated": len(mine),
             "failed": len(failed), "success": not failed, "results": mine,
             "reference_day": bounds["reference_day"] if bounds else None,
-            "drift_bounds": bounds, "quarantine": None, "data_docs": None,
+            "drift_bounds": bounds, "quarantine": None, "data_docs": docs,
             "clean_input": None}
     return summary

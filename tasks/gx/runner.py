@@ -4,21 +4,35 @@ A :class:`Batch` is one frame with one suite; :func:`run_batches` validates batc
 context, optionally builds Data Docs of all results, and frees what GX held. Each expectation's
 result becomes a small, JSON-friendly record (role, rule, column, observed, expected, fix) for
 the error message, the report and the Prefect artifact.
+
+A :class:`MergedBatch` is one suite's results computed elsewhere (the Dask engine merges each
+expectation's numbers over the partitions, :mod:`tasks.gx.partitioned`);
+:func:`build_docs_from_merged` turns them into GX validation results and builds the same Data
+Docs from them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
+import json
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
 import pandas as pd
+from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
+from great_expectations.validator.validation_statistics import calc_validation_statistics
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -38,6 +52,31 @@ class Batch:
     role: str
     suite: gx.ExpectationSuite
     frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class MergedResult:
+    """One expectation's result computed outside GX (merged from partial results): ``rule`` and
+    ``kwargs`` name the expectation of the suite it belongs to (``batch_id`` ignored),
+    ``result`` is GX's result dict with the merged numbers (``observed_value``, or
+    ``element_count``, ``unexpected_count``, ``unexpected_percent``, ...)."""
+
+    rule: str
+    kwargs: dict[str, Any]
+    success: bool
+    result: dict[str, Any]
+    exception_info: dict[str, Any] | None = None
+
+
+@dataclass
+class MergedBatch:
+    """One suite's merged results (``name`` labels it as :class:`Batch` does; ``markers``, the
+    batch markers Data Docs show, say where the results come from)."""
+
+    name: str
+    suite: gx.ExpectationSuite
+    results: Sequence[MergedResult]
+    markers: dict[str, Any] = field(default_factory=dict)
 
 
 def context_for(docs_dir: Path | None = None) -> Any:
@@ -74,12 +113,81 @@ def run_batches(batches: Sequence[Batch], docs_dir: Path | None = None,
         for batch in batches:
             out[batch.name] = _run_one(context, batch)
         if docs_dir is not None:
-            context.build_data_docs(site_names=["isbench"])
-            for heavy in ("fonts", "images"):  # 4 MB of static assets per run; pages use CDNs
-                shutil.rmtree(docs_dir / "static" / heavy, ignore_errors=True)
+            _build_docs(context, docs_dir)
     finally:
         _forget(context, batches)
     return out
+
+
+def build_docs_from_merged(batches: Sequence[MergedBatch], docs_dir: Path, context: Any
+                           ) -> None:
+    """Build Data Docs into ``docs_dir`` of results that no single GX run computed: one GX
+    validation result per batch (an ``ExpectationSuiteValidationResult`` of one
+    ``ExpectationValidationResult`` per merged result, carrying the suite's own expectation
+    configuration), stored in the context's validation results store and rendered by
+    ``build_data_docs``, so the pages are those :func:`run_batches` writes.
+
+    ``context`` must come from :func:`context_for` with the same ``docs_dir`` (the suites are
+    built in it). Raises ``ValueError`` when a result names no expectation of its suite.
+    """
+    run_id = RunIdentifier(run_time=dt.datetime.now(dt.UTC))
+    try:
+        for batch in batches:
+            suite = context.suites.add(batch.suite)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+                run_id=run_id, batch_identifier=f"isbench_{batch.name}-{batch.name}")
+            context.validation_results_store.store_validation_results(
+                suite_validation_result=_merged_validation(suite, batch, run_id),
+                suite_validation_result_identifier=key)
+        _build_docs(context, docs_dir)
+    finally:
+        _forget(context, batches)
+
+
+def _merged_validation(suite: gx.ExpectationSuite, batch: MergedBatch, run_id: RunIdentifier
+                       ) -> ExpectationSuiteValidationResult:
+    """``batch``'s results as GX's validation result of ``suite`` (its statistics computed by
+    GX's own ``calc_validation_statistics``)."""
+    configs: dict[str, list[Any]] = {}
+    for expectation in suite.expectations:
+        config = expectation.configuration
+        configs.setdefault(_expectation_key(config.type, config.kwargs), []).append(config)
+    results = []
+    for merged in batch.results:
+        matches = configs.get(_expectation_key(merged.rule, merged.kwargs))
+        if not matches:
+            raise ValueError(f"{merged.rule} with {merged.kwargs} is no expectation of suite "
+                             f"{suite.name}: the merged results and the suite disagree")
+        results.append(ExpectationValidationResult(
+            success=merged.success, expectation_config=matches.pop(0), result=merged.result,
+            exception_info=merged.exception_info))
+    stats = calc_validation_statistics(results)
+    validation = ExpectationSuiteValidationResult(
+        success=stats.success, results=results, suite_name=suite.name,
+        statistics={"evaluated_expectations": stats.evaluated_expectations,
+                    "successful_expectations": stats.successful_expectations,
+                    "unsuccessful_expectations": stats.unsuccessful_expectations,
+                    "success_percent": stats.success_percent},
+        meta={"great_expectations_version": gx.__version__,
+              "batch_markers": _jsonable(batch.markers)},
+        batch_id=f"isbench_{batch.name}-{batch.name}")
+    # as ValidationDefinition.run adds them (after the constructor's JSON check)
+    validation.meta["run_id"], validation.meta["validation_time"] = run_id, run_id.run_time
+    return validation
+
+
+def _expectation_key(rule: str, kwargs: dict[str, Any]) -> str:
+    """An expectation's type and arguments (without ``batch_id``) as one comparable text."""
+    return json.dumps([rule, {k: v for k, v in kwargs.items() if k != "batch_id"}],
+                      sort_keys=True, default=str)
+
+
+def _build_docs(context: Any, docs_dir: Path) -> None:
+    """Render the context's Data Docs site (:func:`context_for`) without its heavy assets."""
+    context.build_data_docs(site_names=["isbench"])
+    for heavy in ("fonts", "images"):  # 4 MB of static assets per run; pages use CDNs
+        shutil.rmtree(docs_dir / "static" / heavy, ignore_errors=True)
 
 
 def _run_one(context: Any, batch: Batch) -> dict[str, Any]:
@@ -99,8 +207,8 @@ def _run_one(context: Any, batch: Batch) -> dict[str, Any]:
             "failures": failed, "results": records}
 
 
-def _forget(context: Any, batches: Sequence[Batch]) -> None:
-    """Delete what :func:`run_batches` added to ``context``.
+def _forget(context: Any, batches: Sequence[Batch] | Sequence[MergedBatch]) -> None:
+    """Delete what :func:`run_batches` (or :func:`build_docs_from_merged`) added to ``context``.
 
     ``gx.get_context()`` keeps the context as the process's current project after the call, and
     each pandas data source caches the frames it validated: without this, a flow run would hold
