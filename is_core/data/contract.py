@@ -349,9 +349,23 @@ def quarantine_rows(
     """
     problems = row_problems(frame, config, role)
     bad = problems.any(axis=1).to_numpy() if problems.shape[1] else np.zeros(len(frame), bool)
-    n, dropped = len(frame), int(bad.sum())
-    share = dropped / n if n else 0.0
     by_rule = {str(k): int(v) for k, v in problems.sum().items() if v}
+    summary = quarantine_summary(config, role, len(frame), int(bad.sum()), by_rule)
+    return frame.loc[~bad].reset_index(drop=True), summary
+
+
+def quarantine_summary(config: IsbenchConfig, role: str, n: int, dropped: int,
+                       by_rule: dict[str, int]) -> dict[str, Any]:
+    """The quarantine summary of ``role`` from its counts (``n`` rows, ``dropped`` of them
+    breaking a rule, ``by_rule`` the rows per ``<reason>:<column>``), as
+    :func:`quarantine_rows` returns it; the Dask engine adds the counts up over partitions.
+
+    Raises
+    ------
+    DataValidationError
+        when ``dropped / n > validation.max_quarantine_share``.
+    """
+    share = dropped / n if n else 0.0
     summary = {"role": role, "rows": n, "dropped": dropped, "share": share,
                "max_share": config.validation.max_quarantine_share, "by_rule": by_rule}
     if share > config.validation.max_quarantine_share:
@@ -364,8 +378,7 @@ def quarantine_rows(
             "too many bad rows to drop silently: fix the upstream data, or raise "
             "`validation.max_quarantine_share` if this loss is acceptable") for key, count in top]
         raise DataValidationError(failures, role=role)
-    kept = frame.loc[~bad].reset_index(drop=True)
-    return kept, summary
+    return summary
 
 
 # ---------------------------------------------------------------------------- freshness

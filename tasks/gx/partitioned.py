@@ -24,11 +24,21 @@ unexpected counts and samples), rendered by GX (:func:`tasks.gx.runner.build_doc
 As on the local engine, isbench's own checks are in ``results.json`` and the report, not in the
 Data Docs. A failure to build them is a warning and leaves the verdicts as they are.
 
-Not on the Dask engine: quarantine mode (a :class:`ConfigError` says so).
+In quarantine mode (:func:`quarantine_window`) each partition first finds, on its worker, its
+rows breaking a row rule with the local engine's code (:func:`is_core.data.contract.row_problems`;
+an impression id is also a repeat when an earlier partition holds it: :func:`repeated_ids`) and
+writes its dropped rows with their rules and its kept rows (one scratch file per partition, only
+read when the role lost rows); the client adds up the counts, judges
+``validation.max_quarantine_share`` on the role's totals (the local record and error), renames
+the dropped rows' folder to ``validation/quarantine/<role>.parquet`` (a folder of
+``part-00000.parquet`` files numbered by partition, read whole by ``pandas.read_parquet``) and
+points the checks, and the later stages (the ``clean_input`` entry), at the kept files. As
+locally, the schema, type and day checks see the rows as read, every other check the kept rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -40,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from is_core.config import IsbenchConfig
-from is_core.data.atomic import write_json_atomic
+from is_core.data.atomic import write_json_atomic, write_parquet_atomic
 from is_core.data.contract import (
     categorical_type_records,
     day_row_count_records,
@@ -48,8 +58,10 @@ from is_core.data.contract import (
     event_day_records,
     local_naive_timestamps,
     outside_text,
+    quarantine_summary,
     reference_range,
     reference_range_records,
+    row_problems,
     sanity_bound_records,
     schema_checks,
     shared_ids,
@@ -58,13 +70,18 @@ from is_core.data.contract import (
 )
 from is_core.data.features import category_levels
 from is_core.data.io import InputFile, read_input_files, read_schema_of
-from is_core.data.stage import Inputs, Role
-from is_core.errors import ConfigError
+from is_core.data.stage import Inputs, Role, input_files
+from is_core.errors import DataValidationError
 from is_core.release.runs import PROFILE_FILE, VALIDATION_DIR
 from tasks.gx.window import (
     _label,
     _raise_on_failures,
     _reference_roles,
+    clean_entry,
+    inputs_after_quarantine,
+    keep_quarantine_failure,
+    rejected_rows,
+    write_kept,
 )
 
 if TYPE_CHECKING:  # Great Expectations is imported where the suites run or the docs are built
@@ -178,14 +195,11 @@ def check_partition(file: InputFile, index: int, first: int, n: int, config: Isb
     """Every check of one partition (on a worker): GX records with their numbers, isbench's
     records and numbers, the statistics the window-level rules and the profile merge."""
     frame = _frame(file, config, columns)
-    ts = config.columns.timestamp
     today = file.day is None or file.day == run_date
     bounds = drift_bounds(reference, config.validation) if reference and today else None
-    stats = window_day_stats(frame, days, ts if ts in frame else None)
     return {
         "rows": len(frame), "gx": _suite_results(frame, config, role, run_date, bounds),
-        "types": categorical_type_records(frame, config, role),
-        "days": stats,
+        **_as_read(frame, config, role, days),
         "magnitudes": _magnitudes(frame, config, role, reference if today else None),
         "sums": {c: (float(pd.to_numeric(frame[c], errors="coerce").sum()),
                      int(frame[c].notna().sum())) for c in columns
@@ -194,9 +208,19 @@ def check_partition(file: InputFile, index: int, first: int, n: int, config: Isb
                      if c in frame},
         "levels": {c: set(category_levels(frame[c])) for c in config.columns.categorical
                    if c in frame},
-        "max": {c: frame[c].max() for c in ([ts] if ts and ts in frame else [])},
         "profile": _profile_part(frame, config) if today else None,
     }
+
+
+def _as_read(frame: pd.DataFrame, config: IsbenchConfig, role: str, days: list[str]
+             ) -> dict[str, Any]:
+    """One partition's numbers of the checks the local engine runs on the rows as read (in
+    quarantine mode, before any row is dropped): the categoricals' types, each day's rows and
+    event times; and the newest event (the ``expect_column_max`` table rule)."""
+    ts = config.columns.timestamp
+    return {"types": categorical_type_records(frame, config, role),
+            "days": window_day_stats(frame, days, ts if ts in frame else None),
+            "max": {c: frame[c].max() for c in ([ts] if ts and ts in frame else [])}}
 
 
 def _between(value: Any, kwargs: dict[str, Any]) -> bool:
@@ -520,20 +544,133 @@ def unseen_records(client: Any, config: IsbenchConfig, roles: dict[str, list[Inp
     return out
 
 
-def _role_checks(client: Any, config: IsbenchConfig, inputs: Inputs, role: str,
-                 ref_roles: dict[str, Any], run_date: dt.date) -> dict[str, Any]:
-    """One role: its schema records and the futures of every partition's checks (on the
+# ---------------------------------------------------------------------------- quarantine
+def _partition_ids(file: InputFile, index: int, column: str) -> pd.DataFrame:
+    return pd.DataFrame({column: pd.unique(_ids(file, column)), "part": index})
+
+
+def repeated_ids(client: Any, files: list[InputFile], column: str) -> pd.Series:
+    """The ids found in more than one partition, each with the first partition holding it
+    (a ``dask.dataframe`` group-by over each partition's distinct ids; only the repeated ids
+    reach the client)."""
+    import dask
+    import dask.dataframe as dd
+
+    with dask.config.set({"dataframe.convert-string": False}):
+        meta = pd.DataFrame({column: pd.Series([], dtype=_ids(files[0], column).dtype),
+                             "part": pd.Series([], dtype="int64")})
+        ids = dd.from_map(_partition_ids, files, list(range(len(files))), column=column,
+                          meta=meta, enforce_metadata=False)
+        # dropna=False: a missing id repeats an earlier missing one, as pandas' duplicated()
+        found = ids.groupby(column, dropna=False)["part"].agg(["min", "count"])
+        repeated = client.compute(found[found["count"] > 1]["min"], sync=True)
+    return cast(pd.Series, repeated)
+
+
+def quarantine_partition(file: InputFile, index: int, first: int, n: int,
+                         config: IsbenchConfig, role: str, columns: list[str], days: list[str],
+                         repeated: pd.Series, out_dir: Path) -> dict[str, Any]:
+    """One partition's quarantine (on a worker): the local engine's row rules
+    (:func:`is_core.data.contract.row_problems`; an id is also a repeat when an earlier
+    partition holds it, ``repeated``: :func:`repeated_ids`), the dropped rows with their rules
+    written under ``validation/quarantine/.<role>.parquet.tmp/`` (renamed by the client), the
+    kept rows as one scratch file (:func:`tasks.gx.window.write_kept`), the counts, and the
+    numbers of the checks run on the rows as read (:func:`_as_read`)."""
+    frame = _frame(file, config, columns)
+    problems = row_problems(frame, config, role)
+    key = f"duplicate_id:{config.columns.impression_id}"
+    if key in problems and len(repeated):
+        earlier = repeated.index[repeated.to_numpy() < index]
+        problems[key] |= frame[config.columns.impression_id].isin(earlier)
+    bad = problems.any(axis=1).to_numpy() if problems.shape[1] else np.zeros(len(frame), bool)
+    if bad.any():
+        write_parquet_atomic(rejected_rows(frame, problems),
+                             _rejected_dir(out_dir, role, tmp=True) / f"part-{index:05d}.parquet")
+    kept = frame.loc[~bad]
+    day = file.day.isoformat() if file.day else None
+    return {"rows": len(frame), "dropped": int(bad.sum()),
+            "by_rule": {str(k): int(v) for k, v in problems.sum().items()},
+            "clean": write_kept(kept, out_dir, role, day, index) if len(kept) else None,
+            **_as_read(frame, config, role, days)}
+
+
+def _rejected_dir(out_dir: Path, role: str, tmp: bool = False) -> Path:
+    """``validation/quarantine/<role>.parquet``: a folder of per-partition files (``tmp``: the
+    hidden folder the workers write, renamed once the role passed)."""
+    name = f".{role}.parquet.tmp" if tmp else f"{role}.parquet"
+    return out_dir / VALIDATION_DIR / "quarantine" / name
+
+
+def quarantine_window(client: Any, config: IsbenchConfig, inputs: Inputs, out_dir: Path,
+                      run_date: dt.date) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """:func:`tasks.gx.window._quarantine_window` partition by partition: the counts per
+    role, the clean inputs entries (roles that lost rows) and each role's partitions' numbers
+    on the rows as read. The role's share is judged on its summed counts
+    (:func:`is_core.data.contract.quarantine_summary`); over it, the local engine's record,
+    ``results.json`` and kept folder, and nothing of that role's quarantine left behind."""
+    from is_core.engine.partitions import map_partitions, role_partitions
+
+    quarantine: dict[str, Any] = {}
+    clean: dict[str, Any] = {}
+    as_read: dict[str, Any] = {}
+    column = config.columns.impression_id
+    for role in inputs["roles"]:
+        parts = role_partitions(client, inputs, cast(Role, role))
+        files = list(parts.files)
+        columns = _read_columns(config, inputs, role, _schemas(config, files))
+        repeated = (repeated_ids(client, files, column) if column and column in columns
+                    else pd.Series([], dtype="int64"))
+        results = map_partitions(client, parts, quarantine_partition, config=config, role=role,
+                                 columns=columns, days=list(inputs["days"]),
+                                 repeated=repeated, out_dir=out_dir)
+        by_rule: dict[str, int] = {}
+        for result in results:
+            for rule, count in result["by_rule"].items():
+                by_rule[rule] = by_rule.get(rule, 0) + count
+        try:
+            quarantine[role] = quarantine_summary(
+                config, role, sum(r["rows"] for r in results),
+                sum(r["dropped"] for r in results), {k: v for k, v in by_rule.items() if v})
+        except DataValidationError as error:  # more bad rows than the allowed share
+            shutil.rmtree(_rejected_dir(out_dir, role, tmp=True), ignore_errors=True)
+            with contextlib.suppress(OSError):  # the workers' folder, if nothing else is in it
+                _rejected_dir(out_dir, role).parent.rmdir()
+            keep_quarantine_failure(config, run_date, out_dir / VALIDATION_DIR, role, error)
+            raise
+        as_read[role] = results
+        if quarantine[role]["dropped"]:
+            os.replace(_rejected_dir(out_dir, role, tmp=True), _rejected_dir(out_dir, role))
+            clean[role] = clean_entry(inputs["roles"][role],
+                                      [r["clean"] for r in results if r["clean"] is not None])
+    return quarantine, clean, as_read
+
+
+def _schemas(config: IsbenchConfig, files: list[InputFile]) -> list[tuple[str, dict[str, str]]]:
+    return [(_label(f, config.data.partition_key), read_schema_of(f)) for f in files]
+
+
+def _read_columns(config: IsbenchConfig, inputs: Inputs, role: str,
+                  schemas: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """The columns validation reads: the role's, and the event time where every file has it."""
+    columns = list(inputs["roles"][role]["columns"])
+    ts = config.columns.timestamp
+    if ts and all(ts in s for _, s in schemas):
+        columns.append(ts)
+    return columns
+
+
+def _role_checks(client: Any, config: IsbenchConfig, inputs: Inputs, kept: Inputs,
+                 role: str, ref_roles: dict[str, Any], run_date: dt.date) -> dict[str, Any]:
+    """One role: its schema records (of the files as loaded, ``inputs``) and the futures of
+    every partition's checks (of ``kept``: in quarantine mode the kept rows; on the
     workers; gathered by :func:`validate_window`, so that the roles run side by side)."""
     from is_core.engine.partitions import role_partitions, safe_map
 
-    cols = config.columns
-    parts = role_partitions(client, inputs, cast(Role, role))
+    parts = role_partitions(client, kept, cast(Role, role))
     files = list(parts.files)
-    schemas = [(_label(f, config.data.partition_key), read_schema_of(f)) for f in files]
+    schemas = _schemas(config, input_files(inputs, cast(Role, role)))
     records = schema_checks(schemas, config, role, ref_roles.get(role, {}).get("schema"))
-    columns = list(inputs["roles"][role]["columns"])
-    if cols.timestamp and all(cols.timestamp in s for _, s in schemas):
-        columns.append(cols.timestamp)
+    columns = _read_columns(config, inputs, role, schemas)
     index = range(len(parts))
     checked = safe_map(client, check_partition, files, list(index), list(parts.offsets[:-1]),
                        [parts.offsets[i + 1] - parts.offsets[i] for i in index],
@@ -551,22 +688,22 @@ def validate_window(config: IsbenchConfig, inputs: Inputs, out_dir: Path, cluste
     from tasks.gx.runner import context_for
     from tasks.gx.suites import build_suite, suite_json
 
-    if config.validation.mode == "quarantine":
-        raise ConfigError("validation.mode: quarantine is not available on the Dask engine",
-                          fix="use validation.mode: fail with engine: dask, or engine: local")
     client = client_for(cluster)
     run_date = dt.date.fromisoformat(inputs["run_date"])
     vdir = out_dir / VALIDATION_DIR
     vdir.mkdir(parents=True, exist_ok=True)
     ref_roles = _reference_roles(config, run_date)
-    checked = {role: _role_checks(client, config, inputs, role, ref_roles, run_date)
+    quarantine, clean, as_read = (quarantine_window(client, config, inputs, out_dir, run_date)
+                                  if config.validation.mode == "quarantine" else ({}, {}, {}))
+    kept = inputs_after_quarantine(inputs, {r: {"clean_input": e} for r, e in clean.items()})
+    checked = {role: _role_checks(client, config, inputs, kept, role, ref_roles, run_date)
                for role in inputs["roles"]}
     for c in checked.values():
         c["parts"] = client.gather(c["parts"])
     records: list[Record] = []
-    for role, c in checked.items():
-        records += c["records"] + merge_types(c["parts"])
-        records += merge_days(c["parts"], config, role, list(inputs["days"]))
+    for role, c in checked.items():  # types and days: on the rows as read, as locally
+        records += c["records"] + merge_types(as_read.get(role, c["parts"]))
+        records += merge_days(as_read.get(role, c["parts"]), config, role, list(inputs["days"]))
     files = {role: c["files"] for role, c in checked.items()}
     if "source" in checked:
         levels = {col: set().union(*(p["levels"].get(col, set())
@@ -587,7 +724,7 @@ def validate_window(config: IsbenchConfig, inputs: Inputs, out_dir: Path, cluste
         suite = build_suite(config, role, run_date)
         write_json_atomic(suite_json(suite), vdir / "suites" / f"{suite.name}.json")
     docs = _data_docs(config, run_date, ref_roles, checked, suites, vdir)
-    summary = _summary(config, checked, records, ref_roles, docs)
+    summary = _summary(config, checked, records, ref_roles, docs, quarantine, clean)
     write_json_atomic(summary, vdir / "results.json")
     _raise_on_failures(config, run_date, vdir, records, summary)
     write_json_atomic({"run_date": run_date.isoformat(), "roles": {
@@ -654,9 +791,10 @@ def _logger() -> Any:
 
 
 def _summary(config: IsbenchConfig, checked: dict[str, Any], records: list[Record],
-             ref_roles: dict[str, Any], docs: str | None) -> dict[str, Any]:
-    """Per role what :func:`tasks.gx.window._summarize` returns (no quarantine; ``docs``: the
-    Data Docs index, or None)."""
+             ref_roles: dict[str, Any], docs: str | None, quarantine: dict[str, Any],
+             clean: dict[str, Any]) -> dict[str, Any]:
+    """Per role what :func:`tasks.gx.window._summarize` returns (``docs``: the Data Docs
+    index, or None; ``quarantine`` and ``clean``: :func:`quarantine_window`'s)."""
     summary: dict[str, Any] = {}
     for role, c in checked.items():
         mine = [r for r in records if r["role"] == role]
@@ -666,6 +804,6 @@ def _summary(config: IsbenchConfig, checked: dict[str, Any], records: list[Recor
             "rows": int(sum(p["rows"] for p in c["parts"])), "evaluated": len(mine),
             "failed": len(failed), "success": not failed, "results": mine,
             "reference_day": bounds["reference_day"] if bounds else None,
-            "drift_bounds": bounds, "quarantine": None, "data_docs": docs,
-            "clean_input": None}
+            "drift_bounds": bounds, "quarantine": quarantine.get(role), "data_docs": docs,
+            "clean_input": clean.get(role)}
     return summary

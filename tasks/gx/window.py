@@ -191,9 +191,7 @@ def _quarantine_window(config: IsbenchConfig, inputs: Inputs, frames: Frames,
         try:
             kept, quarantine[role] = quarantine_rows(frame, config, role)
         except DataValidationError as error:  # more bad rows than the allowed share
-            write_json_atomic({role: {"success": False, "results": error.failures}},
-                              vdir / "results.json")
-            error.details["validation_dir"] = str(_keep_for_failure(config, run_date, vdir))
+            keep_quarantine_failure(config, run_date, vdir, role, error)
             raise
         if quarantine[role]["dropped"]:
             clean[role] = _write_quarantine(frame, config, role, vdir, out_dir,
@@ -202,29 +200,57 @@ def _quarantine_window(config: IsbenchConfig, inputs: Inputs, frames: Frames,
     return kept_frames, quarantine, clean
 
 
+def keep_quarantine_failure(config: IsbenchConfig, run_date: dt.date, vdir: Path, role: str,
+                            error: DataValidationError) -> None:
+    """Write ``role``'s quarantine failure (more bad rows than the allowed share) as
+    ``results.json`` and keep the folder (:func:`_keep_for_failure`, its path in ``error``)."""
+    write_json_atomic({role: {"success": False, "results": error.failures}},
+                      vdir / "results.json")
+    error.details["validation_dir"] = str(_keep_for_failure(config, run_date, vdir))
+
+
 def _write_quarantine(frame: pd.DataFrame, config: IsbenchConfig, role: str, vdir: Path,
                       out_dir: Path, info: RoleInputs, kept: pd.DataFrame
                       ) -> dict[str, Any]:
     """Keep the dropped rows for audit; write the kept rows as scratch partitions and return
     the role's inputs entry pointing at them (same day layout: later stages read them as is),
     plus ``raw_fingerprint``, the fingerprint of the files as loaded."""
-    problems = row_problems(frame, config, role)
-    bad = problems.any(axis=1)
-    rejected = frame.loc[bad].copy()
-    rejected["quarantine_rules"] = problems.loc[bad].apply(
-        lambda row: ";".join(k for k, v in row.items() if v), axis=1)
-    write_parquet_atomic(rejected, vdir / "quarantine" / f"{role}.parquet")
-    data_cols = [c for c in kept.columns if c != "dt"]
-    files: list[InputFile] = []
+    write_parquet_atomic(rejected_rows(frame, row_problems(frame, config, role)),
+                         vdir / "quarantine" / f"{role}.parquet")
     days: list[tuple[str | None, pd.DataFrame]] = (  # "dt" holds ISO dates (read_input_files)
         [(str(day), part) for day, part in kept.groupby("dt", sort=True)] if "dt" in kept
         else [(None, kept)])
-    for day, part in days:
-        name = f"dt={day}" if day is not None else "all"
-        path = write_parquet_atomic(part[data_cols],
-                                    out_dir / SCRATCH_DIR / "quarantine" / role / name /
-                                    "part-0.parquet")
-        files.append(InputFile(path, dt.date.fromisoformat(day) if day is not None else None))
+    return clean_entry(info, [write_kept(part, out_dir, role, day) for day, part in days])
+
+
+def rejected_rows(frame: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` breaking a row rule (``problems``:
+    :func:`is_core.data.contract.row_problems`), with ``quarantine_rules``, the
+    ``;``-separated ``<reason>:<column>`` they broke."""
+    bad = problems.any(axis=1) if problems.shape[1] else pd.Series(False, index=frame.index)
+    rejected = frame.loc[bad].copy()
+    rejected["quarantine_rules"] = pd.Series(
+        [";".join(str(k) for k, v in row.items() if v) for _, row in problems.loc[bad].iterrows()],
+        index=rejected.index, dtype=object)
+    return rejected
+
+
+def write_kept(kept: pd.DataFrame, out_dir: Path, role: str, day: str | None, index: int = 0
+               ) -> InputFile:
+    """Write kept rows of one day (``day``: ISO date, None when unpartitioned) as the scratch
+    partition ``.scratch/quarantine/<role>/dt=<day>/part-<index>.parquet`` (``all/`` for an
+    unpartitioned input), without the ``dt`` column the reader adds back."""
+    name = f"dt={day}" if day is not None else "all"
+    path = write_parquet_atomic(kept[[c for c in kept.columns if c != "dt"]],
+                                out_dir / SCRATCH_DIR / "quarantine" / role / name /
+                                f"part-{index}.parquet")
+    return InputFile(path, dt.date.fromisoformat(day) if day is not None else None)
+
+
+def clean_entry(info: RoleInputs, files: list[InputFile]) -> dict[str, Any]:
+    """The role's inputs entry ``info`` pointing at ``files``, the kept rows (the
+    ``clean_input`` of :func:`validate_window`), with ``raw_fingerprint``, the fingerprint of
+    the files as loaded."""
     return {
         **info,
         "files": [[str(f.path), f.day.isoformat() if f.day else None] for f in files],
