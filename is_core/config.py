@@ -270,7 +270,7 @@ class TrainConfig(_Strict):
         "corrected on a uniform slice of the training rows held out of the sample (10 %, at "
         "most 500,000 rows): 'intercept' shifts the logit so the mean prediction matches the "
         "click rate there (importance-weighted for the weighted booster), 'platt' fits the "
-        "slope too, 'none' only reports the calibration ratio (is_core.ctr.sampling).")
+        "slope too, 'none' holds no rows out and corrects nothing (is_core.ctr.sampling).")
 
     @model_validator(mode="after")
     def _check_sampling(self) -> Self:

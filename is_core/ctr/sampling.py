@@ -305,9 +305,13 @@ def combined_weights(importance_weight: np.ndarray | None, sampling_weight: np.n
 
 
 # ---------------------------------------------------------------------------- the correction
-def correction_share(n_rows: int) -> float:
+def correction_share(n_rows: int, correction: str = "intercept") -> float:
     """The share of ``n_rows`` training rows held out for the correction:
-    :data:`CORRECTION_SHARE`, or less so that at most :data:`CORRECTION_ROWS` rows are."""
+    :data:`CORRECTION_SHARE`, or less so that at most :data:`CORRECTION_ROWS` rows are; 0 for
+    ``correction="none"`` (``train.sampling_correction``: every row stays in the sample, and
+    the sampled boosters' calibration is not measured)."""
+    if correction == "none":
+        return 0.0
     return min(CORRECTION_SHARE, CORRECTION_ROWS / max(n_rows, 1))
 
 

@@ -470,8 +470,8 @@ class DrawnSample:
         else:
             recalibration = (
                 "none applied (train.sampling_correction: none): the sampling weights keep the "
-                "loss unbiased, but a sampled booster's out-of-sample predictions run high; the "
-                "ratios above say by how much")
+                "loss unbiased, but a sampled booster's out-of-sample predictions run high "
+                "(issue 12's benchmark: target calibration ratio 1.07-1.45 uncorrected)")
         if train.recalibrate:
             recalibration += ("; the recalibrated candidate's calibrator is fitted on the "
                               "sampled baseline's out-of-fold scores with the combined weights")
@@ -530,7 +530,7 @@ def _draw_sample(train: TrainConfig, columns: ColumnsConfig, inputs: Inputs,
     _require_rows(int(offsets[-1]), len(final))
     in_train = np.zeros(len(final), dtype=bool)
     in_train[train_rows] = True
-    share = correction_share(len(train_rows))
+    share = correction_share(len(train_rows), train.sampling_correction)
     eligible, held = [], []  # per partition: positions of the rows to sample, of the slice
     for k in range(len(files)):
         local = np.flatnonzero(in_train[offsets[k]:offsets[k + 1]])

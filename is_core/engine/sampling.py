@@ -246,7 +246,8 @@ def draw_sample(client: Any, source: Partitions, train: TrainConfig, columns: Co
                       champion=champion if scorer else None,
                       champion_features=scorer.features if scorer else [],
                       random_state=random_state, holdout=holdout)
-    share = correction_share(sum(client.gather(client.map(_count, labels, pure=False))))
+    share = correction_share(sum(client.gather(client.map(_count, labels, pure=False))),
+                             train.sampling_correction)
     parts = safe_map(client, _hold_out, labels, share=share, random_state=random_state)
     del labels
     sampler, worker_error = _fit_sampler(client, train, parts, random_state)

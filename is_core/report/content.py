@@ -190,6 +190,9 @@ def _held_out_calibration(s: dict[str, Any]) -> str:
                ("weighted_calibration_ratio", "weighted booster (importance-weighted)"))
               if s.get(key) is not None]
     if not ratios:
+        if not s.get("correction_rows"):
+            return ("Calibration ratio: n/a (train.sampling_correction: none holds no rows out "
+                    "of the sample to measure it on).")
         return "Calibration ratio on the held-out rows: n/a (no clicks there)."
     return (f"Calibration ratio (mean prediction / click rate) before the correction, on the "
             f"{s['correction_rows']:,} training rows held out of the sample: "

@@ -308,10 +308,14 @@ class TestTrainStage:
     def test_without_a_correction_only_the_ratios_are_reported(self, stage_setup):
         run = _train(stage_setup, "uncorrected", sampling_correction="none", recalibrate=False)
         s = run["sampling"]
-        assert s["correction_coef"] is None and s["calibration_ratio"] is not None
+        # no rows held out: the sample is drawn from every training row, nothing is measured
+        assert s["correction_rows"] == 0 and s["correction_coef"] is None
+        assert s["calibration_ratio"] is None and s["weighted_calibration_ratio"] is None
+        assert abs(s["kept_rows"] - 0.3 * s["n_rows"]) < 4 * np.sqrt(s["n_rows"])
         assert getattr(WeightedCTRModel.load(run["unweighted"]["path"]), "calibrator_",
                        None) is None
-        assert "none applied" in sampling_lines({"sampling": s})[2]
+        lines = sampling_lines({"sampling": s})
+        assert "none applied" in lines[2] and "n/a" in lines[2]
 
     def test_the_combined_weights_feed_the_min_child_weight_gate(self, stage_setup,
                                                                  negative_run):
