@@ -56,3 +56,16 @@ def small_config(data_root: Path, output_root: Path, **overrides) -> IsbenchConf
     for key, value in overrides.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return IsbenchConfig.model_validate(raw)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One Dask LocalCluster (2 worker processes of one thread) for the Dask engine's tests;
+    a module that harms its workers (tests/flows/test_dask_engine.py kills one) has its own."""
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as local:
+        yield local

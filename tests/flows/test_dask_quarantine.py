@@ -21,7 +21,7 @@ import pytest
 from flows.daily_retrain import StageFailed, daily_retrain
 from is_core.release.registry import ModelRegistry
 from tests.conftest import RUN_DATE, small_config
-from tests.flows.test_dask_engine import FAST, cluster  # noqa: F401 - the fixture
+from tests.flows.test_dask_engine import FAST
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 DAY = RUN_DATE.isoformat()
@@ -52,7 +52,7 @@ def dirty_root(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     return data
 
 
-def _quarantine_configs(data: Path, out: Path, cluster, lean: bool = True,  # noqa: F811
+def _quarantine_configs(data: Path, out: Path, cluster, lean: bool = True,
                         **validation) -> tuple:
     """The local and the Dask engine's configs in quarantine mode (``validation``: more)."""
     overrides = {**FAST, **(LEAN if lean else {}),
@@ -64,7 +64,7 @@ def _quarantine_configs(data: Path, out: Path, cluster, lean: bool = True,  # no
 
 @pytest.fixture(scope="module")
 def quarantined_runs(dirty_root: Path, tmp_path_factory: pytest.TempPathFactory,
-                     cluster) -> dict:  # noqa: F811
+                     cluster) -> dict:
     runs = {}
     configs = _quarantine_configs(dirty_root, tmp_path_factory.mktemp("quarantine"), cluster)
     for name, config in zip(("local", "dask"), configs, strict=True):
@@ -125,7 +125,7 @@ class TestSameQuarantine:
 
 class TestOverTheShare:
     def test_both_engines_fail_alike_and_publish_nothing(self, dirty_root, tmp_path,
-                                                         cluster):  # noqa: F811
+                                                         cluster):
         failed = []
         for config in _quarantine_configs(dirty_root, tmp_path / "out", cluster, lean=False,
                                           max_quarantine_share=0.001):

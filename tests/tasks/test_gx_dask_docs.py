@@ -84,15 +84,6 @@ def _pages(vdir: Path) -> dict[str, list[tuple[str, bool, str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
 def runs(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory, cluster):
     """Per case (passing, bad partition) and engine: (summary or error, validation folder)."""
     from tasks.gx.partitioned import validate_window as dask_validate

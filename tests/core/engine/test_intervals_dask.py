@@ -10,7 +10,6 @@ the same weights and the same clipped flags; the flow test checks a Dask run's r
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -91,15 +90,6 @@ class TestSumsOverPartitions:
 
 
 # ------------------------------------------------------------------------------ on a cluster
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as local:
-        yield local
-
-
 @pytest.fixture(scope="module")
 def split_root(small_data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo window with each day's source and target file split in two (uneven) files:
