@@ -34,6 +34,8 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 from great_expectations.validator.validation_statistics import calc_validation_statistics
 
+from is_core.errors import DataContractError
+
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 EXPECTED_TEXT = {
@@ -128,7 +130,8 @@ def build_docs_from_merged(batches: Sequence[MergedBatch], docs_dir: Path, conte
     ``build_data_docs``, so the pages are those :func:`run_batches` writes.
 
     ``context`` must come from :func:`context_for` with the same ``docs_dir`` (the suites are
-    built in it). Raises ``ValueError`` when a result names no expectation of its suite.
+    built in it). Raises :class:`~is_core.errors.DataContractError` when a result names no
+    expectation of its suite.
     """
     run_id = RunIdentifier(run_time=dt.datetime.now(dt.UTC))
     try:
@@ -157,8 +160,12 @@ def _merged_validation(suite: gx.ExpectationSuite, batch: MergedBatch, run_id: R
     for merged in batch.results:
         matches = configs.get(_expectation_key(merged.rule, merged.kwargs))
         if not matches:
-            raise ValueError(f"{merged.rule} with {merged.kwargs} is no expectation of suite "
-                             f"{suite.name}: the merged results and the suite disagree")
+            raise DataContractError(
+                f"{merged.rule} with {merged.kwargs} is no expectation of suite {suite.name}: "
+                "the merged per-partition results and the suite disagree",
+                fix="rebuild the suite and the partition results from the same config (a suite "
+                    "changed between validating the partitions and building the Data Docs)",
+                details={"suite": suite.name, "rule": merged.rule})
         results.append(ExpectationValidationResult(
             success=merged.success, expectation_config=matches.pop(0), result=merged.result,
             exception_info=merged.exception_info))

@@ -193,3 +193,24 @@ def test_a_docs_failure_is_a_warning_and_changes_nothing(small_data_root, tmp_pa
     assert not (tmp_path / "data_docs").exists() and not (tmp_path / ".data_docs.tmp").exists()
     assert any("Data Docs not built" in m and "no expectation of suite" in m
                for m in seen.messages)
+
+
+def test_a_result_of_no_suite_expectation_is_a_clear_error(tmp_path):
+    """A merged result the suite does not hold (suite and partitions built from different
+    configs) stops the docs build with the family's error naming the suite and the rule."""
+    import great_expectations as gx
+
+    from is_core.errors import DataContractError
+    from tasks.gx.runner import MergedBatch, MergedResult, build_docs_from_merged, context_for
+
+    context = context_for(tmp_path / "docs")
+    suite = gx.ExpectationSuite(name="isbench_source")
+    suite.add_expectation(gx.expectations.ExpectColumnToExist(column="clicked"))
+    stray = MergedResult(rule="expect_column_to_exist", kwargs={"column": "position"},
+                         success=True, result={})
+    with pytest.raises(DataContractError, match="isbench_source") as raised:
+        build_docs_from_merged([MergedBatch("source", suite, [stray])], tmp_path / "docs",
+                               context)
+    assert raised.value.details == {"suite": "isbench_source",
+                                    "rule": "expect_column_to_exist"}
+    assert "rebuild" in raised.value.fix
