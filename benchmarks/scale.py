@@ -83,13 +83,28 @@ def run_flow(work: Path, data: Path, engine: str, workers: int, out: Path) -> No
         started = time.perf_counter()
         result = daily_retrain(config=config, run_date=RUN_DATE)
         seconds = time.perf_counter() - started
+        stages = stage_seconds()
     report = json.loads((Path(result["run_dir"]) / "report.json").read_text())
     out.write_text(json.dumps({
         "wall_s": round(seconds, 1), "run_dir": result["run_dir"],
         "trees": {n: m["best_iteration"] + 1 for n, m in report["models"].items()},
-        "stage_seconds": {n: round(m.get("seconds", 0.0), 1)
-                          for n, m in report["models"].items()},
+        "stage_seconds": stages,
         "verdict": report["verdict"]["text"][:300]}))
+
+
+def stage_seconds() -> dict[str, float]:
+    """Each task's run time in this harness's (fresh) Prefect database, summed by task name
+    (``train-6d6`` → ``train``), in the order they started."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = sorted(client.read_task_runs(limit=200),
+                      key=lambda r: r.start_time or r.expected_start_time)
+    out: dict[str, float] = {}
+    for run in runs:
+        name = run.name.rsplit("-", 1)[0]
+        out[name] = round(out.get(name, 0.0) + run.total_run_time.total_seconds(), 1)
+    return out
 
 
 def raw_fits(work: Path, data: Path, engine: str, workers: int, run_dir: Path, out: Path
@@ -228,7 +243,7 @@ def one_run(args: argparse.Namespace, work: Path, data: Path, size: int, engine:
     if code == 0:
         flow = json.loads(result.read_text())
         row.update(wall_s=flow["wall_s"], trees=flow["trees"], verdict=flow["verdict"],
-                   run_dir=flow["run_dir"])
+                   run_dir=flow["run_dir"], stage_seconds=flow["stage_seconds"])
         row["wall_us_per_row"] = round(1e6 * flow["wall_s"] / (2 * size), 2)
         if not args.no_raw:
             add_raw_fits(args, work, data, row)
